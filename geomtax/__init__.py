@@ -1,0 +1,26 @@
+"""geomtax: JAX-native estimators of the Geometric Alignment Tax.
+
+The core namespaces (``geometry``, ``info``, ``rd``, ``dynamics``) depend only on jax, equinox,
+diffrax, optax and numpy, and never import Flax. Their public names are re-exported here.
+Importing geomtax creates no device arrays.
+"""
+
+from . import dynamics as dynamics
+from . import geometry as geometry
+from . import info as info
+from . import rd as rd
+from ._version import __version__ as __version__
+from .geometry import *  # noqa: F403  (curated by geometry.__all__)
+from .info import *  # noqa: F403
+from .rd import *  # noqa: F403
+
+__all__ = [
+    "__version__",
+    "dynamics",
+    "geometry",
+    "info",
+    "rd",
+    *geometry.__all__,
+    *info.__all__,
+    *rd.__all__,
+]

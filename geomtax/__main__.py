@@ -1,0 +1,3 @@
+from geomtax.cli._main import main
+
+raise SystemExit(main())

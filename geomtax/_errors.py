@@ -1,0 +1,83 @@
+"""Input validation in three tiers (see STYLE.md section 13).
+
+* static problems (rank, shape, option names) raise ``ValueError``/``TypeError`` at trace time;
+* value problems (non-finite data) raise eagerly when the array is concrete, and go through
+  ``eqx.error_if`` when it is traced, so they still fail under ``jit``/``vmap``;
+* degenerate results are reported through flags on result objects, never as silent NaN.
+"""
+
+from collections.abc import Iterable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_traced(x) -> bool:
+    """True if ``x`` is a JAX tracer (inside jit/vmap/grad), so its values are unknown."""
+    return isinstance(x, jax.core.Tracer)
+
+
+def check_choice(name: str, value, choices: Iterable) -> None:
+    """Raise ``ValueError`` if ``value`` is not one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {choices}")
+
+
+def check_rank(name: str, x, rank: int = 2) -> None:
+    """Raise ``ValueError`` unless ``x`` has exactly ``rank`` dimensions."""
+    ndim = np.ndim(x)
+    if ndim != rank:
+        raise ValueError(
+            f"{name} must have rank {rank}, got shape {tuple(np.shape(x))} (rank {ndim})"
+        )
+
+
+def check_paired(x, y, *, names: tuple[str, str] = ("x", "y")) -> None:
+    """Raise ``ValueError`` unless ``x`` and ``y`` are rank-2 with the same number of rows."""
+    check_rank(names[0], x)
+    check_rank(names[1], y)
+    if np.shape(x)[0] != np.shape(y)[0]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must be paired row by row; got shapes "
+            f"{tuple(np.shape(x))} and {tuple(np.shape(y))} (row counts differ)"
+        )
+
+
+def check_min_rows(name: str, x, minimum: int, *, what: str = "this metric") -> None:
+    """Raise ``ValueError`` if ``x`` has fewer than ``minimum`` rows."""
+    n = np.shape(x)[0]
+    if n < minimum:
+        raise ValueError(f"{what} needs at least {minimum} rows in {name}; got shape {np.shape(x)}")
+
+
+def check_floating(name: str, x) -> None:
+    """Raise ``TypeError`` if ``x`` does not have a floating dtype."""
+    dtype = jnp.result_type(x)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{name} must have a floating dtype, got {dtype}")
+
+
+def check_finite(name: str, x):
+    """Fail on NaN or infinite entries.
+
+    Concrete arrays are checked on the host and raise ``ValueError`` naming the first bad row;
+    traced arrays are wrapped with ``eqx.error_if`` (an ``EquinoxRuntimeError`` at run time).
+
+    Returns:
+        ``x`` (possibly wrapped), to be used in place of the input.
+    """
+    if is_traced(x):
+        return eqx.error_if(x, ~jnp.all(jnp.isfinite(x)), f"{name} contains NaN or inf")
+    arr = np.asarray(x)
+    if arr.dtype.kind in "fc":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            idx = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{name} contains {int(bad.sum())} non-finite value(s); first at index "
+                f"{tuple(int(i) for i in idx)} of shape {arr.shape}"
+            )
+    return x

@@ -1,0 +1,3 @@
+"""geomtax.audit (outer namespace; may use Flax)."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Command-line interface: ``geomtax ablation | audit | sweep | bench``."""

@@ -1,0 +1,60 @@
+"""``geomtax`` console script.
+
+Subcommands live next to the code they drive. Each module listed in ``SUBCOMMANDS`` defines
+``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
+namespace, returning an exit code). A listed module that is not installed is skipped; one that
+exists but fails to import raises, so breakage is never hidden.
+"""
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from .._version import __version__
+
+#: subcommand name -> module defining ``register(subparsers)``.
+SUBCOMMANDS: dict[str, str] = {
+    "ablation": "geomtax.experiments._cli",
+    "audit": "geomtax.audit._cli",
+    "sweep": "geomtax.cli._sweep",
+    "bench": "geomtax.cli._bench",
+}
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="geomtax",
+        description=(
+            "Measure the Geometric Alignment Tax: distortion, mutual information and "
+            "rate-distortion of learned representations."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"geomtax {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in SUBCOMMANDS.items():
+        if _module_exists(module):
+            importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``geomtax`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,3 @@
+"""geomtax.info (public names are listed in ``__all__``)."""
+
+__all__: list[str] = []

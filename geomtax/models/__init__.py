@@ -1,0 +1,3 @@
+"""geomtax.models (outer namespace; may use Flax)."""
+
+__all__: list[str] = []

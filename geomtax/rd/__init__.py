@@ -1,0 +1,3 @@
+"""geomtax.rd (public names are listed in ``__all__``)."""
+
+__all__: list[str] = []

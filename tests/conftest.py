@@ -1,0 +1,33 @@
+"""Shared test configuration: strict rank promotion, keys with printed seeds, float64 fixture."""
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+# Silent broadcasting between arrays of different rank is the commonest quiet bug.
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def getkey(request):
+    """Return a function producing fresh PRNG keys; the base seed is printed on failure."""
+    seed = abs(hash(request.node.nodeid)) % (2**31)
+    print(f"getkey seed: {seed}")
+    key = jax.random.key(seed)
+    counter = {"i": 0}
+
+    def _next():
+        counter["i"] += 1
+        return jax.random.fold_in(key, counter["i"])
+
+    return _next
+
+
+@pytest.fixture
+def x64():
+    """Run the test body with 64-bit floats (for comparisons against scipy/scikit-learn)."""
+    with jax.enable_x64(True):
+        yield
