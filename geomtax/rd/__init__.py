@@ -1,3 +1,12 @@
-"""geomtax.rd (public names are listed in ``__all__``)."""
+"""Rate–distortion: k-means quantization, Blahut–Arimoto R(D) curves and capacity scaling fits.
 
-__all__: list[str] = []
+See ``docs/api/rd.md`` for every formula and convention.
+"""
+
+from ._kmeans import KMeansResult as KMeansResult
+from ._kmeans import kmeans as kmeans
+
+__all__ = [
+    "KMeansResult",
+    "kmeans",
+]
