@@ -1,0 +1,328 @@
+"""Entropy, ensemble disagreement, cross-member stability and empirical Fisher diagnostics.
+
+Everything here is in nats (REFERENCE section 9 / convention 11.1); convert at the report
+boundary with ``geomtax._units.to_bits``. The distribution functions take *logits* (any
+unnormalised log-probabilities) over the last axis and normalise them with ``log_softmax``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .._errors import is_traced
+
+
+def _log_probs(logits, name: str = "logits"):
+    logits = jnp.asarray(logits)
+    if logits.ndim < 1 or logits.shape[-1] < 2:
+        raise ValueError(f"{name} needs a last (vocabulary) axis of size >= 2, got {logits.shape}")
+    if not jnp.issubdtype(logits.dtype, jnp.floating):
+        raise TypeError(f"{name} must have a floating dtype, got {logits.dtype}")
+    # -inf is a legitimate logit (probability zero); NaN and +inf are not.
+    bad = jnp.isnan(logits) | (logits == jnp.inf)
+    if is_traced(logits):
+        logits = eqx.error_if(logits, jnp.any(bad), f"{name} contains NaN or +inf")
+    elif bool(jnp.any(bad)):
+        idx = tuple(int(i) for i in np.argwhere(np.asarray(bad))[0])
+        raise ValueError(f"{name} contains NaN or +inf; first at index {idx}")
+    return jax.nn.log_softmax(logits, axis=-1)
+
+
+def _entropy_from_logp(logp):
+    p = jnp.exp(logp)
+    return -jnp.sum(jnp.where(p > 0, p * logp, jnp.zeros_like(p)), axis=-1)
+
+
+@eqx.filter_jit
+def predictive_entropy(logits: Float[Array, "... V"]) -> Float[Array, "..."]:
+    r"""Entropy of the predictive distribution at each position, in nats.
+
+    .. math:: H(p) = -\sum_v p_v \log p_v,\qquad p = \mathrm{softmax}(\text{logits})
+
+    Args:
+        logits: ``(..., V)`` unnormalised log-probabilities over a vocabulary of size ``V``.
+
+    Returns:
+        ``(...)`` entropies in nats, in ``[0, log V]``. Average over positions yourself.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> float(predictive_entropy(jnp.zeros(4)))  # uniform over 4 tokens: log 4
+        1.386...
+    """
+    return _entropy_from_logp(_log_probs(logits))
+
+
+@eqx.filter_jit
+def kl_to_uniform(logits: Float[Array, "... V"]) -> Float[Array, "..."]:
+    r"""KL divergence from the predictive distribution to the uniform one, in nats.
+
+    .. math:: \mathrm{KL}(p \,\|\, U_V) = \log V - H(p) \in [0, \log V]
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> float(kl_to_uniform(jnp.array([0.0, -jnp.inf])))  # a point mass on 2 tokens: log 2
+        0.693...
+    """
+    logp = _log_probs(logits)
+    return jnp.log(logp.shape[-1]).astype(logp.dtype) - _entropy_from_logp(logp)
+
+
+@eqx.filter_jit
+def ensemble_jsd(logits: Float[Array, "m ... V"]) -> Float[Array, "..."]:
+    r"""Generalised Jensen–Shannon divergence across ``m`` ensemble members, in nats.
+
+    .. math:: \mathrm{JSD}(p_1..p_m) = H\Big(\tfrac1m \sum_k p_k\Big) - \tfrac1m \sum_k H(p_k)
+
+    Bounded by ``log m``; zero iff all members agree.
+
+    Args:
+        logits: ``(m, ..., V)``: member axis first.
+
+    Returns:
+        ``(...)`` JSD in nats per position.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> float(ensemble_jsd(jnp.array([[0.0, -jnp.inf], [-jnp.inf, 0.0]])))  # disjoint: log 2
+        0.693...
+    """
+    logp = _log_probs(logits)
+    if logp.ndim < 2:
+        raise ValueError(f"ensemble_jsd needs (m, ..., V) logits, got shape {logp.shape}")
+    mean_logp = jax.nn.logsumexp(logp, axis=0) - jnp.log(logp.shape[0]).astype(logp.dtype)
+    return _entropy_from_logp(mean_logp) - jnp.mean(_entropy_from_logp(logp), axis=0)
+
+
+@eqx.filter_jit
+def js_distance(logits_p: Float[Array, "... V"], logits_q: Float[Array, "... V"]):
+    r"""Jensen–Shannon *distance* between two predictive distributions (base 2, in [0, 1]).
+
+    .. math:: d_{JS}(p, q) = \sqrt{\mathrm{JSD}(p, q) / \ln 2}
+
+    A metric (unlike the divergence). Shapes must match.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> float(js_distance(jnp.array([0.0, -jnp.inf]), jnp.array([-jnp.inf, 0.0])))
+        1.0
+    """
+    lp, lq = _log_probs(logits_p, "logits_p"), _log_probs(logits_q, "logits_q")
+    if lp.shape != lq.shape:
+        raise ValueError(f"logits_p and logits_q shapes differ: {lp.shape} vs {lq.shape}")
+    jsd = ensemble_jsd(jnp.stack([lp, lq]))
+    return jnp.sqrt(jnp.clip(jsd / jnp.log(2.0).astype(jsd.dtype), 0.0, 1.0))
+
+
+@eqx.filter_jit
+def pairwise_js_distance(logits: Float[Array, "m ... V"]) -> Float[Array, "m m"]:
+    """Mean Jensen–Shannon distance (base 2) between every pair of ensemble members.
+
+    Args:
+        logits: ``(m, ..., V)``.
+
+    Returns:
+        ``(m, m)`` symmetric matrix with zero diagonal; entry ``(a, b)`` is the mean over
+        positions of :func:`js_distance` between members ``a`` and ``b``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> pairwise_js_distance(jnp.zeros((3, 5, 4))).shape
+        (3, 3)
+    """
+    logp = _log_probs(logits)
+    one = jax.vmap(jax.vmap(lambda a, b: jnp.mean(js_distance(a, b)), (None, 0)), (0, None))
+    return one(logp, logp)
+
+
+def member_embedding_stability(
+    embeddings: Sequence[Float[Array, "n d"]],
+    *,
+    key,
+    k: int = 10,
+    max_pairs: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Cross-member stability of embeddings of the same items (e.g. static token embeddings).
+
+    For every pair of ensemble members ``(a, b)`` (paired rows: row ``i`` is the same token or
+    item in both): k-NN overlap ``|N_k^a(i) ∩ N_k^b(i)| / k`` averaged over rows
+    (:func:`geomtax.geometry.knn_overlap`), Spearman correlation of cosine RDMs
+    (:func:`geomtax.geometry.rdm_similarity`) and scipy-style Procrustes disparity
+    ``2 D^2 - D^4`` from :func:`geomtax.geometry.procrustes_distortion`.
+
+    Args:
+        embeddings: ``m >= 2`` arrays of shape ``(n, d_a)`` with a common ``n``.
+        key: JAX key (RDM pair subsampling when ``max_pairs`` is set).
+        k: neighbours for the overlap.
+        max_pairs: forwarded to ``rdm_similarity``.
+
+    Returns:
+        dict of ``(m, m)`` float arrays: ``knn_overlap``, ``rdm_spearman`` (1 on the diagonal),
+        ``procrustes_disparity`` (0 on the diagonal).
+    """
+    from ..geometry import knn_overlap, procrustes_distortion, rdm_similarity
+
+    embs = [jnp.asarray(e) for e in embeddings]
+    if len(embs) < 2:
+        raise ValueError(f"need at least 2 ensemble members, got {len(embs)}")
+    n = embs[0].shape[0]
+    for i, e in enumerate(embs):
+        if e.ndim != 2 or e.shape[0] != n:
+            raise ValueError(f"member {i} has shape {e.shape}; every member needs ({n}, d)")
+    m = len(embs)
+    out = {
+        "knn_overlap": np.eye(m),
+        "rdm_spearman": np.eye(m),
+        "procrustes_disparity": np.zeros((m, m)),
+    }
+    keys = jax.random.split(key, m * m)
+    for a in range(m):
+        for b in range(a + 1, m):
+            ov = float(knn_overlap(embs[a], embs[b], k=k))
+            rs = float(
+                _value(rdm_similarity(embs[a], embs[b], max_pairs=max_pairs, key=keys[a * m + b]))
+            )
+            d = float(_value(procrustes_distortion(embs[a], embs[b])))
+            for name, v in (("knn_overlap", ov), ("rdm_spearman", rs)):
+                out[name][a, b] = out[name][b, a] = v
+            out["procrustes_disparity"][a, b] = out["procrustes_disparity"][b, a] = 2 * d**2 - d**4
+    return out
+
+
+def _value(result):
+    """Scalar of a geometry result (a ``*Result`` with ``.value`` or a plain array)."""
+    for attr in ("value", "similarity", "distortion"):
+        if hasattr(result, attr):
+            return getattr(result, attr)
+    return result
+
+
+def empirical_fisher(
+    log_likelihood: Callable,
+    params,
+    x,
+    y,
+    *,
+    batch_size: int | None = None,
+):
+    r"""Empirical Fisher information (trace) of every parameter array, averaged over examples.
+
+    .. math:: F_\theta = \frac1N \sum_{n=1}^N \big\|\nabla_\theta \log p(y_n \mid x_n)\big\|^2
+
+    with observed targets :math:`y_n`; per-example gradients come from ``vmap(grad(...))``.
+
+    Args:
+        log_likelihood: ``log_likelihood(params, x_n, y_n) -> scalar`` for ONE example (nats).
+        params: any pytree of parameters: a Flax ``params`` dict, an Equinox module (only its
+            inexact-array leaves are differentiated), or the ``nnx.State`` of ``nnx.split``.
+        x: ``(N, ...)`` inputs.
+        y: ``(N, ...)`` observed targets.
+        batch_size: examples per vmapped block (``None``: all at once). Bounds memory.
+
+    Returns:
+        A pytree like ``params`` with a scalar :math:`F_\theta` (nats²) at every differentiable
+        array leaf and ``None`` elsewhere. Group it by layer with :func:`fisher_by_layer`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> ll = lambda p, x, y: -0.5 * (y - p["w"] * x) ** 2
+        >>> x, y = jnp.array([1.0, 2.0]), jnp.array([1.0, 1.0])
+        >>> f = empirical_fisher(ll, {"w": jnp.array(0.0)}, x, y)
+        >>> float(f["w"])  # mean of (y x)^2 = (1 + 4) / 2
+        2.5
+    """
+    diff, static = eqx.partition(params, eqx.is_inexact_array)
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must share a leading example axis; got {x.shape}, {y.shape}")
+    if x.shape[0] == 0:
+        raise ValueError("empirical_fisher needs at least one example")
+    return _fisher(log_likelihood, diff, static, x, y, batch_size)
+
+
+@eqx.filter_jit
+def _fisher(log_likelihood, diff, static, x, y, batch_size):
+    def one(d, xi, yi):
+        return log_likelihood(eqx.combine(d, static), xi, yi)
+
+    grads = jax.vmap(jax.grad(one), in_axes=(None, 0, 0))
+
+    def sq_sum(block_x, block_y, valid):
+        g = grads(diff, block_x, block_y)
+
+        def leaf(v):
+            s = jnp.sum(v.reshape(v.shape[0], -1) ** 2, axis=1)
+            return jnp.sum(jnp.where(valid, s, jnp.zeros_like(s)))
+
+        return jax.tree_util.tree_map(leaf, g)
+
+    n = x.shape[0]
+    if batch_size is None or batch_size >= n:
+        total = sq_sum(x, y, jnp.ones(n, dtype=bool))
+    else:
+        nb = -(-n // batch_size)
+        pad = nb * batch_size - n
+        xp = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]).reshape(
+            nb, batch_size, *x.shape[1:]
+        )
+        yp = jnp.concatenate([y, jnp.zeros((pad, *y.shape[1:]), y.dtype)]).reshape(
+            nb, batch_size, *y.shape[1:]
+        )
+        valid = (jnp.arange(nb * batch_size) < n).reshape(nb, batch_size)
+
+        def body(carry, blk):
+            part = jax.checkpoint(sq_sum)(*blk)
+            return jax.tree_util.tree_map(jnp.add, carry, part), None
+
+        init = jax.tree_util.tree_map(lambda v: jnp.zeros((), v.dtype), diff)
+        total, _ = jax.lax.scan(body, init, (xp, yp, valid))
+    return jax.tree_util.tree_map(lambda t: t / n, total)
+
+
+def fisher_by_layer(fisher, *, depth: int | None = None) -> dict[str, float]:
+    """Sum per-parameter Fisher traces into layers and return each layer's value.
+
+    A leaf's layer is its pytree path without the last entry (e.g. ``params/Dense_0`` for
+    ``params/Dense_0/kernel``), or the first ``depth`` path entries when ``depth`` is given.
+
+    Args:
+        fisher: the pytree returned by :func:`empirical_fisher`.
+        depth: number of leading path entries naming a layer (``None``: all but the last).
+
+    Returns:
+        ``{layer_name: F_layer}`` in tree order. Shares are ``F / sum(F)``
+        (:func:`fisher_shares`).
+
+    Examples:
+        >>> fisher_by_layer({"embed": {"w": 3.0}, "out": {"w": 1.0, "b": 0.0}})
+        {'embed': 3.0, 'out': 1.0}
+    """
+    leaves = jax.tree_util.tree_flatten_with_path(fisher)[0]
+    out: dict[str, float] = {}
+    for path, value in leaves:
+        if value is None:
+            continue
+        parts = [_key_name(p) for p in path]
+        keep = parts[:-1] if depth is None else parts[:depth]
+        name = "/".join(keep) if keep else (parts[0] if parts else "params")
+        out[name] = out.get(name, 0.0) + float(value)
+    return out
+
+
+def fisher_shares(per_layer: Mapping[str, float]) -> dict[str, float]:
+    """Normalise per-layer Fisher values to shares summing to 1 (NaN if the total is 0)."""
+    total = float(sum(per_layer.values()))
+    return {k: (v / total if total > 0 else float("nan")) for k, v in per_layer.items()}
+
+
+def _key_name(p) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(p, attr):
+            return str(getattr(p, attr))
+    return str(p)
