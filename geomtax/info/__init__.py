@@ -1,3 +1,38 @@
-"""geomtax.info (public names are listed in ``__all__``)."""
+"""Mutual information: Equinox critics, variational bounds, compiled fits, KSG and calibration.
 
-__all__: list[str] = []
+See ``docs/api/info.md`` for every formula, its bias/variance caveats and the conventions.
+"""
+
+from ._bounds import MineState as MineState
+from ._bounds import dv_bound as dv_bound
+from ._bounds import infonce_bound as infonce_bound
+from ._bounds import init_mine_state as init_mine_state
+from ._bounds import mine_bound as mine_bound
+from ._bounds import nwj_bound as nwj_bound
+from ._bounds import smile_bound as smile_bound
+from ._critics import AbstractCritic as AbstractCritic
+from ._critics import ConcatCritic as ConcatCritic
+from ._critics import SeparableCritic as SeparableCritic
+from ._fit import MIResult as MIResult
+from ._fit import mine_heldout as mine_heldout
+from ._fit import mine_step as mine_step
+from ._fit import mine_train_tail as mine_train_tail
+from ._fit import mutual_information as mutual_information
+
+__all__ = [
+    "AbstractCritic",
+    "ConcatCritic",
+    "MIResult",
+    "MineState",
+    "SeparableCritic",
+    "dv_bound",
+    "infonce_bound",
+    "init_mine_state",
+    "mine_bound",
+    "mine_heldout",
+    "mine_step",
+    "mine_train_tail",
+    "mutual_information",
+    "nwj_bound",
+    "smile_bound",
+]
