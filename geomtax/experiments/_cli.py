@@ -1,0 +1,75 @@
+"""``geomtax ablation``: run the encoder/head ablations and write tables and figures."""
+
+import argparse
+import sys
+import time
+
+from ._ablations import EXPERIMENTS, PRESETS, SYSTEMS
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def register(subparsers) -> None:
+    """Add the ``ablation`` subcommand to the top-level parser."""
+    p = subparsers.add_parser(
+        "ablation",
+        help="train encoders with CE vs continuous heads and measure their distortion",
+        description=(
+            "Encoder/head ablations of the Geometric Alignment Tax (REFERENCE.md section 4). "
+            "Writes config.json, cells.jsonl, results.json, results.csv, summary_*.csv and PNG "
+            "figures into --out; rerunning with the same options resumes."
+        ),
+    )
+    p.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)}")
+    p.add_argument(
+        "--system",
+        default=None,
+        help=f"comma-separated systems ({', '.join(SYSTEMS)}); default: the preset's",
+    )
+    p.add_argument(
+        "--experiments",
+        default=None,
+        help=f"comma-separated subset of {', '.join(EXPERIMENTS)}; default: the preset's",
+    )
+    p.add_argument(
+        "--architectures",
+        default=None,
+        help="comma-separated subset of bert, mamba, striped_hyena, lstm; default: the preset's",
+    )
+    p.add_argument("--seeds", default=None, help="comma-separated integer seeds (default 320)")
+    p.add_argument("--out", default="results/ablation", help="output directory")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the ablation described by parsed CLI ``args``; return the exit code."""
+    from ._ablations import preset_config, run_ablation
+    from ._records import format_summary
+
+    try:
+        config = preset_config(
+            args.preset,
+            systems=_csv(args.system) if args.system else None,
+            experiments=_csv(args.experiments) if args.experiments else None,
+            architectures=_csv(args.architectures) if args.architectures else None,
+            seeds=tuple(int(s) for s in _csv(args.seeds)) if args.seeds else None,
+        )
+    except ValueError as err:
+        print(f"geomtax ablation: error: {err}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        result = run_ablation(
+            config, args.out, progress=not args.no_progress, figures=not args.no_figures
+        )
+    except ValueError as err:
+        print(f"geomtax ablation: error: {err}", file=sys.stderr)
+        return 2
+    print()
+    print(format_summary(result))
+    print(f"\nwall time {time.perf_counter() - t0:.1f} s; results in {args.out}")
+    return 0
