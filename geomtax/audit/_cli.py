@@ -2,7 +2,7 @@
 
 Example::
 
-    geomtax audit --model esm=emb_esm.npy --model evo=emb.h5ad#X_evo \\
+    geomtax audit --model esm=emb_esm.npy --model evo=emb.h5ad#X_evo
         --perturbed esm:snp_5=emb_esm_snp5.npy --features feats.npy --out results/audit
 
 File arguments accept ``PATH`` or ``PATH#NAME`` (an ``.npz`` member, safetensors tensor or
