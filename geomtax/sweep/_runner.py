@@ -1,0 +1,409 @@
+"""Run a sweep: cells -> (sharded, vectorized) estimator calls -> Parquet parts, resumably."""
+
+import collections
+import dataclasses
+import importlib
+import inspect
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.tree_util import Partial
+
+from ..parallel import initialize_distributed, make_mesh, shard_sweep
+from ._config import Cell, canonical_json, expand_grid, load_config, normalize_config
+from ._store import ResultStore
+
+_RESERVED = {
+    "cell_id",
+    "index",
+    "estimator",
+    "function",
+    "options",
+    "seconds",
+    "group_size",
+    "device",
+    "process_index",
+    "finished_utc",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSummary:
+    """What one :func:`run_sweep` call did.
+
+    Attributes:
+        out_dir: the output folder.
+        total: cells in the grid.
+        assigned: cells assigned to this process (all of them on a single host).
+        already_done: assigned cells found finished on disk and skipped.
+        computed: cells computed and written by this call.
+        failed: cells whose estimator raised (logged in ``failures.jsonl``; retried next run).
+        seconds: wall-clock time of the call.
+    """
+
+    out_dir: str
+    total: int
+    assigned: int
+    already_done: int
+    computed: int
+    failed: int
+    seconds: float
+
+
+def resolve_function(path: str) -> Callable[..., Any]:
+    """Import an estimator from ``"package.module:function"`` or ``"package.module.function"``.
+
+    Examples:
+        >>> resolve_function("geomtax.geometry:pairwise_distances").__name__
+        'pairwise_distances'
+    """
+    if ":" in path:
+        module, _, attr = path.partition(":")
+    else:
+        module, _, attr = path.rpartition(".")
+    if not module or not attr:
+        raise ValueError(f"estimator {path!r} is not an import path like 'package.module:function'")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"estimator {path!r} is not callable")
+    return obj
+
+
+def _takes_key(fn) -> bool:
+    try:
+        return "key" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _load_array(path: str, base_dir: Path) -> np.ndarray:
+    file, _, member = path.partition(":") if path.count(":") == 1 else (path, "", "")
+    p = Path(file)
+    if not p.is_absolute():
+        p = base_dir / p
+    if p.suffix == ".npy":
+        return np.load(p, allow_pickle=False)
+    if p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            if not member:
+                if len(z.files) != 1:
+                    raise ValueError(f"{p} holds {z.files}; name one as '{file}:NAME'")
+                member = z.files[0]
+            return z[member]
+    raise ValueError(f"data files must be .npy or .npz ('file.npz:array'); got {path!r}")
+
+
+def _scalar(v) -> Any:
+    a = np.asarray(v)
+    if a.size != 1:
+        return None
+    a = a.reshape(())
+    if a.dtype == bool:
+        return bool(a)
+    if np.issubdtype(a.dtype, np.integer):
+        return int(a)
+    if np.issubdtype(a.dtype, np.floating):
+        return float(a)
+    return None
+
+
+def _metrics(out: Any, index: int | None = None) -> dict[str, Any]:
+    """Scalar outputs of an estimator (element ``index`` of a vmapped output), named by path."""
+    leaves = jax.tree_util.tree_flatten_with_path(out)[0]
+    metrics: dict[str, Any] = {}
+    for path, leaf in leaves:
+        if not (_is_array(leaf) or isinstance(leaf, (int, float, bool, np.generic))):
+            continue
+        value = np.asarray(leaf)
+        if index is not None and value.ndim >= 1:  # vmapped output; unbatched leaves stay
+            value = value[index]
+        s = _scalar(value)
+        if s is None:
+            continue
+        name = jax.tree_util.keystr(path, simple=True, separator=".") or "value"
+        if name in _RESERVED:
+            name = f"result.{name}"
+        metrics[name] = s
+    return metrics
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray))
+
+
+def _num_positional(fn) -> int:
+    """How many positional data arguments ``fn`` accepts (2 for ``fn(x, y, ...)``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(p.kind in kinds for p in params)
+
+
+def _call(key, x, y, *, fn, options, has_y):
+    kwargs = dict(options)
+    if key is not None:
+        kwargs["key"] = key
+    return fn(x, y, **kwargs) if has_y else fn(x, **kwargs)
+
+
+def _param_value(v):
+    return v if isinstance(v, (int, float, str, bool)) else canonical_json(v)
+
+
+class _Runner:
+    def __init__(self, config, store, mesh, process_index, progress):
+        self.config = config
+        self.store = store
+        self.mesh = mesh
+        self.base_dir = Path(config["base_dir"])
+        self.process_index = process_index
+        self.progress = progress
+        self._arrays: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        self.failed = 0
+        self.device = f"{jax.default_backend()} x{mesh.size}"
+
+    def array(self, path: str) -> np.ndarray:
+        if path not in self._arrays:
+            self._arrays[path] = _load_array(path, self.base_dir)
+            while len(self._arrays) > 8:
+                self._arrays.popitem(last=False)
+        return self._arrays[path]
+
+    def row(self, cell: Cell, metrics: dict, seconds: float, group: int) -> dict:
+        row = {"cell_id": cell.cell_id, "index": cell.index}
+        for k, v in cell.params.items():
+            if k == "estimator":
+                continue
+            if k in _RESERVED:
+                k = f"param.{k}"
+            row[k] = _param_value(v)
+        row |= {
+            "estimator": cell.estimator,
+            "function": cell.function,
+            "options": canonical_json(cell.options),
+        }
+        row |= {f"data.{k}": v for k, v in cell.data.items()}
+        row |= metrics
+        row |= {
+            "seconds": seconds,
+            "group_size": group,
+            "device": self.device,
+            "process_index": self.process_index,
+            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        return row
+
+    def fail(self, cell: Cell, exc: BaseException) -> None:
+        self.failed += 1
+        self.store.log_failure(
+            {
+                "cell_id": cell.cell_id,
+                "index": cell.index,
+                "params": cell.params,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=5),
+                "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
+
+    def inputs(self, cell: Cell, fn):
+        x = self.array(cell.data["x"])
+        use_y = "y" in cell.data and _num_positional(fn) >= 2
+        y = self.array(cell.data["y"]) if use_y else None
+        return x, y
+
+    def run_vectorized(self, cells: list[Cell]) -> list[dict] | None:
+        """One sharded, vmapped call over the seeds of cells that differ only in their seed."""
+        first = cells[0]
+        fn = resolve_function(first.function)
+        x, y = self.inputs(first, fn)
+        keys = jax.vmap(jax.random.key)(jnp.asarray([c.params["seed"] for c in cells]))
+        point = Partial(
+            _call, fn=fn, options=tuple(sorted(first.options.items())), has_y=y is not None
+        )
+        t0 = time.perf_counter()
+        out = shard_sweep(point, keys, mesh=self.mesh, shared=(x, y))
+        out = jax.device_get(out)
+        dt = (time.perf_counter() - t0) / len(cells)
+        return [self.row(c, _metrics(out, i), dt, len(cells)) for i, c in enumerate(cells)]
+
+    def run_single(self, cells: list[Cell]) -> list[dict]:
+        """Cells one by one, dispatched round-robin over the mesh's devices (asynchronously)."""
+        devices = list(self.mesh.devices.flat)
+        pending = []
+        t0 = time.perf_counter()
+        for i, cell in enumerate(cells):
+            try:
+                fn = resolve_function(cell.function)
+                x, y = self.inputs(cell, fn)
+                key = jax.random.key(cell.params["seed"]) if _takes_key(fn) else None
+                with jax.default_device(devices[i % len(devices)]):
+                    out = _call(key, x, y, fn=fn, options=cell.options, has_y=y is not None)
+                pending.append((cell, out))
+            except Exception as exc:  # noqa: BLE001 - one bad cell must not kill the sweep
+                self.fail(cell, exc)
+        rows = []
+        for cell, out in pending:
+            try:
+                metrics = _metrics(jax.device_get(out))
+            except Exception as exc:  # noqa: BLE001
+                self.fail(cell, exc)
+                continue
+            rows.append(self.row(cell, metrics, 0.0, len(cells)))
+        dt = (time.perf_counter() - t0) / max(len(cells), 1)
+        for r in rows:
+            r["seconds"] = dt
+        return rows
+
+    def batches(self, cells: list[Cell]):
+        """Group cells that differ only in their seed (vectorizable), in grid order."""
+        batch_size = self.config["sweep"]["batch_size"]
+        vectorize = self.config["sweep"]["vectorize"]
+        groups: dict[str, list[Cell]] = {}
+        for cell in cells:
+            fn = resolve_function(cell.function)
+            if vectorize and "seed" in cell.params and _takes_key(fn):
+                rest = {k: v for k, v in cell.params.items() if k != "seed"}
+                gkey = canonical_json([rest, cell.function, cell.options, cell.data])
+            else:
+                gkey = f"single:{cell.index // batch_size}"
+            groups.setdefault(gkey, []).append(cell)
+        for gkey, group in groups.items():
+            for i in range(0, len(group), batch_size):
+                yield (not gkey.startswith("single:")), group[i : i + batch_size]
+
+    def run(self, cells: list[Cell], pbar) -> int:
+        computed = 0
+        for vectorized, batch in self.batches(cells):
+            rows = None
+            if vectorized:
+                try:
+                    rows = self.run_vectorized(batch)
+                except Exception as exc:  # noqa: BLE001 - fall back to one call per cell
+                    first_line = (str(exc).splitlines() or [""])[0]
+                    print(
+                        f"geomtax sweep: vectorized call failed ({type(exc).__name__}: "
+                        f"{first_line}); "
+                        "running these cells one at a time",
+                        file=sys.stderr,
+                    )
+            if rows is None:
+                rows = self.run_single(batch)
+            if rows:
+                self.store.write_part(rows)
+                computed += len(rows)
+            pbar.update(len(batch))
+        return computed
+
+
+def run_sweep(
+    config: str | Path | dict[str, Any],
+    *,
+    out_dir: str | Path | None = None,
+    devices: Sequence | None = None,
+    max_cells: int | None = None,
+    progress: bool = True,
+    distributed: bool | None = None,
+) -> SweepSummary:
+    """Run (or resume) a sweep, appending one Parquet part per finished batch of cells.
+
+    Steps: expand the grid (:func:`expand_grid`); take the exclusive lock of ``out_dir``
+    (raising :class:`SweepLockedError` if another run holds it); skip cells already in the
+    table; group the others -- cells that differ only in ``seed`` and whose estimator takes a
+    ``key`` become one ``vmap`` over ``jax.random.key(seed)`` with the seed axis sharded over
+    the local devices (:func:`geomtax.parallel.shard_sweep`), other cells are dispatched
+    round-robin to the devices -- and write each finished batch atomically. On several hosts
+    (``jax.distributed``), process ``p`` of ``P`` runs the cells whose grid index is ``p``
+    modulo ``P`` on its local devices.
+
+    The estimator is called as ``fn(x, y, key=..., **options)`` (``y`` and ``key`` only when the
+    config has a ``y`` path / the function takes ``key``); its scalar outputs become columns.
+
+    Args:
+        config: a config file path (TOML/JSON) or a dict as in the file.
+        out_dir: output folder; defaults to ``[sweep].out`` (relative to the config file), else
+            ``results/sweeps/<name>``.
+        devices: devices to use; defaults to ``jax.local_devices()``.
+        max_cells: stop after this many cells (for smoke runs); ``None`` runs all.
+        progress: show a tqdm progress bar on stderr.
+        distributed: call :func:`geomtax.parallel.initialize_distributed` first; ``None``
+            does so only when multi-host environment variables are present.
+
+    Returns:
+        A :class:`SweepSummary`.
+
+    Raises:
+        SweepLockedError: when another run is writing to ``out_dir``.
+        ValueError: on a malformed config.
+    """
+    from tqdm.auto import tqdm
+
+    if distributed or distributed is None:
+        initialize_distributed(force=bool(distributed))
+    t0 = time.perf_counter()
+    if isinstance(config, dict):
+        cfg = normalize_config(
+            {k: v for k, v in config.items() if k != "base_dir"},
+            base_dir=config.get("base_dir", "."),
+        )
+    else:
+        cfg = load_config(config)
+    for entry in cfg["sweep"]["python_path"]:
+        p = str((Path(cfg["base_dir"]) / entry).resolve())
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    if out_dir is None:
+        out = cfg["sweep"]["out"]
+        out_dir = (
+            Path(cfg["base_dir"]) / out if out else Path("results/sweeps") / cfg["sweep"]["name"]
+        )
+    cells = expand_grid(cfg)
+    for cell in cells:
+        fn = resolve_function(cell.function)  # fail fast on a bad import path
+        if _takes_key(fn) and "seed" not in cell.params:
+            raise ValueError(
+                f"estimator {cell.function!r} takes a PRNG key; add seed = [...] to [grid]"
+            )
+    pindex, pcount = jax.process_index(), jax.process_count()
+    mine = [c for c in cells if c.index % pcount == pindex]
+    mesh = make_mesh(devices=list(jax.local_devices() if devices is None else devices))
+    with ResultStore(out_dir, process_index=pindex) as store:
+        if pindex == 0:
+            store.write_json(
+                "sweep.json", {"config": cfg, "num_cells": len(cells), "num_processes": pcount}
+            )
+        done = store.finished_ids()
+        todo = [c for c in mine if c.cell_id not in done]
+        if max_cells is not None:
+            todo = todo[:max_cells]
+        runner = _Runner(cfg, store, mesh, pindex, progress)
+        with tqdm(total=len(todo), desc=cfg["sweep"]["name"], disable=not progress) as pbar:
+            computed = runner.run(todo, pbar)
+    return SweepSummary(
+        out_dir=str(out_dir),
+        total=len(cells),
+        assigned=len(mine),
+        already_done=len(mine) - len([c for c in mine if c.cell_id not in done]),
+        computed=computed,
+        failed=runner.failed,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def summary_json(summary: SweepSummary) -> str:
+    """The summary as one JSON line (printed by the CLI)."""
+    return json.dumps(dataclasses.asdict(summary))
