@@ -1,0 +1,158 @@
+"""Loaders (no pickle), pooling, row filtering and embed_fn batching."""
+
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import geomtax.audit as ga
+
+
+@pytest.fixture
+def arr():
+    return np.arange(24, dtype=np.float32).reshape(6, 4)
+
+
+def test_npy_npz_safetensors_h5ad_csv(tmp_path, arr):
+    np.save(tmp_path / "a.npy", arr)
+    np.testing.assert_array_equal(ga.load_embeddings(tmp_path / "a.npy"), arr)
+    np.savez(tmp_path / "b.npz", emb=arr, other=arr * 2)
+    np.testing.assert_array_equal(ga.load_embeddings(tmp_path / "b.npz", name="other"), arr * 2)
+    with pytest.raises(ValueError, match="pass name"):
+        ga.load_embeddings(tmp_path / "b.npz")
+    with pytest.raises(ValueError, match="no array named 'zz'"):
+        ga.load_embeddings(tmp_path / "b.npz", name="zz")
+    save_file({"hidden": arr}, str(tmp_path / "c.safetensors"))
+    np.testing.assert_array_equal(ga.load_embeddings(tmp_path / "c.safetensors"), arr)
+    with h5py.File(tmp_path / "d.h5ad", "w") as f:
+        f.create_dataset("X", data=arr[:, :2])
+        g = f.create_group("obsm")
+        g.create_dataset("X_model", data=arr)
+        g.create_dataset("X_pca", data=arr[:, :3])
+    np.testing.assert_array_equal(ga.load_embeddings(tmp_path / "d.h5ad", name="X_model"), arr)
+    np.testing.assert_array_equal(ga.load_embeddings(tmp_path / "d.h5ad", name="X"), arr[:, :2])
+    with pytest.raises(ValueError, match="obsm keys"):
+        ga.load_embeddings(tmp_path / "d.h5ad")
+    np.savetxt(tmp_path / "e.csv", arr, delimiter=",", header="a,b,c,d", comments="")
+    np.testing.assert_allclose(ga.load_embeddings(tmp_path / "e.csv"), arr)
+
+
+def test_pickle_refused(tmp_path):
+    obj = np.array([{"a": 1}, None], dtype=object)
+    np.save(tmp_path / "obj.npy", obj, allow_pickle=True)
+    with pytest.raises(ValueError, match="pickled"):
+        ga.load_embeddings(tmp_path / "obj.npy")
+    np.savez(tmp_path / "obj.npz", x=obj)
+    with pytest.raises(ValueError, match="pickled"):
+        ga.load_embeddings(tmp_path / "obj.npz")
+    with open(tmp_path / "raw.npy", "wb") as fh:
+        pickle.dump(np.ones(3), fh)
+    with pytest.raises(ValueError, match="pickle"):
+        ga.load_embeddings(tmp_path / "raw.npy")
+    (tmp_path / "m.pkl").write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(ValueError, match="refusing"):
+        ga.load_embeddings(tmp_path / "m.pkl")
+
+
+def test_unreadable_unknown_empty(tmp_path):
+    (tmp_path / "bad.npy").write_bytes(b"not a numpy file at all")
+    with pytest.raises(ValueError, match="bad.npy"):
+        ga.load_embeddings(tmp_path / "bad.npy")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00\x01garbage")
+    with pytest.raises(ValueError, match="could not read"):
+        ga.load_embeddings(tmp_path / "bad.safetensors")
+    with pytest.raises(ValueError, match="no such file"):
+        ga.load_embeddings(tmp_path / "missing.npy")
+    (tmp_path / "x.parquet").write_bytes(b"")
+    with pytest.raises(ValueError, match="unsupported format"):
+        ga.load_embeddings(tmp_path / "x.parquet")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="empty"):
+        ga.load_embeddings(tmp_path / "empty.npy")
+
+
+def test_labels(tmp_path):
+    np.save(tmp_path / "l.npy", np.array(["human", "ecoli", "human"]))
+    assert list(ga.load_labels(tmp_path / "l.npy")) == ["human", "ecoli", "human"]
+    (tmp_path / "l.txt").write_text("a\nb\n\n")
+    assert list(ga.load_labels(tmp_path / "l.txt")) == ["a", "b"]
+
+
+def test_pool_embeddings_windows_and_mask():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 10, 4))
+    np.testing.assert_allclose(ga.pool_embeddings(x), x.mean(1))
+    np.testing.assert_allclose(ga.pool_embeddings(x, window=(2, 5)), x[:, 2:5].mean(1))
+    mask = np.zeros((3, 10))
+    mask[:, :7] = 1
+    np.testing.assert_allclose(ga.pool_embeddings(x, mask=mask), x[:, :7].mean(1))
+    with pytest.raises(ValueError, match="window"):
+        ga.pool_embeddings(x, window=(5, 20))
+    with pytest.raises(ValueError, match="no position"):
+        ga.pool_embeddings(x, mask=np.zeros((3, 10)))
+
+
+def test_filter_rows_counts_and_errors():
+    x = np.ones((10, 3))
+    x[2, 1] = np.nan
+    x[5] = 0.0
+    f = np.arange(20.0).reshape(10, 2)
+    f[7, 0] = np.inf
+    (xf, ff), kept = ga.filter_rows(x, f, max_drop_fraction=0.3)
+    assert list(kept) == [0, 1, 3, 4, 6, 8, 9]
+    assert xf.shape == (7, 3) and ff.shape == (7, 2)
+    with pytest.raises(ValueError, match="3 of 10 rows"):
+        ga.filter_rows(x, f, max_drop_fraction=0.1)
+    with pytest.raises(ValueError, match="paired"):
+        ga.filter_rows(x, f[:9], names=["emb", "features"])
+    with pytest.raises(ValueError, match="empty"):
+        ga.filter_rows(np.zeros((0, 3)))
+
+
+def test_embed_sequences_batches_and_order():
+    calls = []
+
+    def embed_fn(batch):
+        calls.append(len(batch))
+        return np.array([[len(s), s.count("A")] for s in batch], dtype=np.float32)
+
+    seqs = ["A" * i for i in range(1, 12)]
+    out = ga.embed_sequences(embed_fn, seqs, batch_size=4, progress=True)
+    assert calls == [4, 4, 3]
+    np.testing.assert_array_equal(out[:, 0], np.arange(1, 12))
+    with pytest.raises(ValueError, match="returned shape"):
+        ga.embed_sequences(lambda b: np.zeros((1, 2)), seqs, batch_size=4, progress=False)
+    with pytest.raises(ValueError, match="no sequences"):
+        ga.embed_sequences(embed_fn, [], progress=False)
+
+
+def test_huggingface_adapter_tiny_random_model():
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "A", "C", "G", "T"]
+    import os
+    import tempfile
+
+    d = tempfile.mkdtemp()
+    with open(os.path.join(d, "vocab.txt"), "w") as fh:
+        fh.write("\n".join(vocab))
+    tok = transformers.BertTokenizer(os.path.join(d, "vocab.txt"), do_lower_case=False)
+    cfg = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertModel(cfg).eval()
+    fn = ga.huggingface_embed_fn(model, tok, layer=-1)
+    seqs = ["A C G T", "G G", "T A C"]
+    out = ga.embed_sequences(fn, seqs, batch_size=2, progress=False)
+    assert out.shape == (3, 16) and np.isfinite(out).all()
+    # Padding must not change a sequence's pooled embedding.
+    alone = fn(["G G"])
+    np.testing.assert_allclose(out[1], alone[0], atol=1e-5)
