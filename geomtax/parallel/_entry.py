@@ -58,6 +58,7 @@ def sharded_pairwise_distances(
 
     Examples:
         >>> import jax.numpy as jnp
+        >>> from geomtax.parallel import make_mesh
         >>> d = sharded_pairwise_distances(jnp.array([[0.0, 0.0], [3.0, 4.0]]), mesh=make_mesh(1))
         >>> d.tolist()
         [[0.0, 5.0], [5.0, 0.0]]
@@ -117,6 +118,7 @@ def sharded_knn_search(
 
     Examples:
         >>> import jax.numpy as jnp
+        >>> from geomtax.parallel import make_mesh
         >>> d, i = sharded_knn_search(jnp.array([[0.0], [1.0], [3.0]]), 1, mesh=make_mesh(1))
         >>> i[:, 0].tolist()
         [1, 0, 1]
@@ -177,6 +179,7 @@ def sharded_mutual_information(
 
     Examples:
         >>> import jax, jax.numpy as jnp
+        >>> from geomtax.parallel import make_mesh
         >>> est = lambda x, y, *, key: jnp.mean(x * y) + 0.0 * jax.random.normal(key)
         >>> keys = jax.random.split(jax.random.key(0), 3)
         >>> out = sharded_mutual_information(jnp.ones((4, 1)), jnp.ones((4, 1)), keys=keys,
@@ -229,6 +232,7 @@ def sharded_rd_curve(
 
     Examples:
         >>> import jax.numpy as jnp
+        >>> from geomtax.parallel import make_mesh
         >>> solve = lambda p, d, beta: jnp.sum(p) / beta
         >>> sharded_rd_curve(jnp.ones(2), jnp.ones((2, 2)), jnp.array([1.0, 2.0]),
         ...                  mesh=make_mesh(1), fn=solve).tolist()

@@ -82,6 +82,7 @@ def shard_rows(
 
     Examples:
         >>> import jax.numpy as jnp
+        >>> from geomtax.parallel import make_mesh
         >>> mesh = make_mesh(1)
         >>> f = lambda rows, start, valid, ref: rows @ ref.T
         >>> shard_rows(f, jnp.eye(3), jnp.ones((2, 3)), mesh=mesh).shape
@@ -143,6 +144,7 @@ def shard_sweep(
 
     Examples:
         >>> import jax.numpy as jnp
+        >>> from geomtax.parallel import make_mesh
         >>> mesh = make_mesh(1)
         >>> shard_sweep(lambda b, c: b * c, jnp.arange(3.0), mesh=mesh, shared=(2.0,)).tolist()
         [0.0, 2.0, 4.0]
