@@ -25,13 +25,32 @@ def _log_probs(logits, name: str = "logits"):
     if not jnp.issubdtype(logits.dtype, jnp.floating):
         raise TypeError(f"{name} must have a floating dtype, got {logits.dtype}")
     # -inf is a legitimate logit (probability zero); NaN and +inf are not.
-    bad = jnp.isnan(logits) | (logits == jnp.inf)
     if is_traced(logits):
+        bad = jnp.isnan(logits) | (logits == jnp.inf)
         logits = eqx.error_if(logits, jnp.any(bad), f"{name} contains NaN or +inf")
-    elif bool(jnp.any(bad)):
-        idx = tuple(int(i) for i in np.argwhere(np.asarray(bad))[0])
-        raise ValueError(f"{name} contains NaN or +inf; first at index {idx}")
+    else:
+        host = np.asarray(logits)
+        bad = np.isnan(host) | (host == np.inf)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{name} contains NaN or +inf; first at index {idx}")
     return jax.nn.log_softmax(logits, axis=-1)
+
+
+def _checked(fn):
+    """Validate concrete inputs eagerly (clear ValueError), then run ``fn`` under filter_jit."""
+    jitted = eqx.filter_jit(fn)
+
+    def wrapper(*args):
+        for i, a in enumerate(args):
+            _log_probs(a, "logits" if len(args) == 1 else f"logits_{'pq'[i]}")
+        return jitted(*args)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__qualname__ = fn.__qualname__
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped__ = fn
+    return wrapper
 
 
 def _entropy_from_logp(logp):
@@ -39,7 +58,7 @@ def _entropy_from_logp(logp):
     return -jnp.sum(jnp.where(p > 0, p * logp, jnp.zeros_like(p)), axis=-1)
 
 
-@eqx.filter_jit
+@_checked
 def predictive_entropy(logits: Float[Array, "... V"]) -> Float[Array, "..."]:
     r"""Entropy of the predictive distribution at each position, in nats.
 
@@ -59,7 +78,7 @@ def predictive_entropy(logits: Float[Array, "... V"]) -> Float[Array, "..."]:
     return _entropy_from_logp(_log_probs(logits))
 
 
-@eqx.filter_jit
+@_checked
 def kl_to_uniform(logits: Float[Array, "... V"]) -> Float[Array, "..."]:
     r"""KL divergence from the predictive distribution to the uniform one, in nats.
 
@@ -74,7 +93,7 @@ def kl_to_uniform(logits: Float[Array, "... V"]) -> Float[Array, "..."]:
     return jnp.log(logp.shape[-1]).astype(logp.dtype) - _entropy_from_logp(logp)
 
 
-@eqx.filter_jit
+@_checked
 def ensemble_jsd(logits: Float[Array, "m ... V"]) -> Float[Array, "..."]:
     r"""Generalised Jensen–Shannon divergence across ``m`` ensemble members, in nats.
 
@@ -100,7 +119,7 @@ def ensemble_jsd(logits: Float[Array, "m ... V"]) -> Float[Array, "..."]:
     return _entropy_from_logp(mean_logp) - jnp.mean(_entropy_from_logp(logp), axis=0)
 
 
-@eqx.filter_jit
+@_checked
 def js_distance(logits_p: Float[Array, "... V"], logits_q: Float[Array, "... V"]):
     r"""Jensen–Shannon *distance* between two predictive distributions (base 2, in [0, 1]).
 
@@ -120,7 +139,7 @@ def js_distance(logits_p: Float[Array, "... V"], logits_q: Float[Array, "... V"]
     return jnp.sqrt(jnp.clip(jsd / jnp.log(2.0).astype(jsd.dtype), 0.0, 1.0))
 
 
-@eqx.filter_jit
+@_checked
 def pairwise_js_distance(logits: Float[Array, "m ... V"]) -> Float[Array, "m m"]:
     """Mean Jensen–Shannon distance (base 2) between every pair of ensemble members.
 
