@@ -5,6 +5,8 @@ load without pickle; perturbations are keyed and vmappable; :func:`build_dataset
 splits on disk as ``.npz`` keyed by a hash of the configuration (REFERENCE section 3).
 """
 
+from ._dataset import Dataset as Dataset
+from ._dataset import build_dataset as build_dataset
 from ._perturb import codebook_noise as codebook_noise
 from ._perturb import interpolate_tokens as interpolate_tokens
 from ._perturb import time_reversal as time_reversal
@@ -29,6 +31,8 @@ from ._tokenize import tokenize_uniform_ref as tokenize_uniform_ref
 from ._tokenize import uniform_bins as uniform_bins
 
 __all__ = [
+    "Dataset",
+    "build_dataset",
     "IntegrationResult",
     "KMeansCodebook",
     "UniformBins",
