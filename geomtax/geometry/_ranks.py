@@ -1,0 +1,207 @@
+r"""Average ranks and rank / Pearson correlations of long vectors (the RDM kernels).
+
+Two ranking paths, both returning *twice* the 1-based average rank as integers (so that average
+ranks of ties, which are half-integers, stay exact in integer arithmetic):
+
+* **exact** (``_twice_ranks_exact``): one single-operand sort of *packed integer keys* (the float
+  bits reinterpreted as an order-preserving int32/int64 key; XLA's integer sort is about 7x faster
+  than its float sort and 17x faster than an argsort that carries an index payload on CPU), then
+  every element finds its own position by a binary search restricted to its histogram bucket
+  (uniform buckets over the key range; the search takes ``ceil(log2(max bucket count + 1))``
+  gather steps, typically 3-6). Ties get exact average ranks: the tie group's end is read from a
+  reverse cumulative minimum over the sorted keys.
+* **binned** (``_twice_ranks_binned``): no sort at all. Each value gets the average rank of its
+  histogram bucket, which is exact for buckets holding one value or only ties. With bucket counts
+  :math:`c_b`, the rank error vector :math:`e` obeys
+  :math:`\lVert e\rVert_2^2 \le E^2 = \sum_b c_b (c_b^2 - 1)/12`, and the Spearman coefficient
+  obeys :math:`|\tilde\rho - \rho| \le \theta_x + \theta_y`,
+  :math:`\theta = \arcsin\big(\min(1, E / (\lVert \tilde a\rVert - E))\big)`, where
+  :math:`\tilde a` is the centred approximate rank vector (angles between vectors obey the
+  triangle inequality and cosine is 1-Lipschitz in the angle). This bound is computed and
+  returned with every binned result; with ~one bucket per value it is of order 1e-6.
+"""
+
+import jax.numpy as jnp
+from jax import lax
+
+#: at most this many histogram buckets (2M int32 counters = 8 MB)
+MAX_BUCKETS = 1 << 21
+
+
+def num_buckets_for(n: int) -> int:
+    """Power of two >= n / 2, clipped to [16, MAX_BUCKETS] (static)."""
+    b = 16
+    while 2 * b < n and b < MAX_BUCKETS:
+        b *= 2
+    return b
+
+
+def sortable_keys(v):
+    """Order-preserving integer keys of a float vector (-0.0 folded onto +0.0; no NaN allowed)."""
+    if v.dtype == jnp.float64:
+        itype, mask = jnp.int64, 0x7FFFFFFFFFFFFFFF
+        shift = 63
+    else:
+        v = v.astype(jnp.float32)
+        itype, mask = jnp.int32, 0x7FFFFFFF
+        shift = 31
+    v = jnp.where(v == 0, jnp.zeros_like(v), v)
+    i = lax.bitcast_convert_type(v, itype)
+    return i ^ ((i >> shift) & jnp.asarray(mask, itype))
+
+
+def _buckets(keys, lo, hi, num_buckets: int):
+    """Monotone bucket index in [0, num_buckets) of every key given the key range [lo, hi]."""
+    utype = jnp.uint64 if keys.dtype == jnp.int64 else jnp.uint32
+    ftype = jnp.float64 if keys.dtype == jnp.int64 else jnp.float32
+    span = lax.bitcast_convert_type(hi - lo, utype).astype(ftype)
+    off = lax.bitcast_convert_type(keys - lo, utype).astype(ftype)
+    scale = num_buckets / jnp.maximum(span, 1.0)
+    b = jnp.floor(off * scale).astype(jnp.int32)
+    return jnp.clip(b, 0, num_buckets - 1)
+
+
+def _histogram(b, num_buckets: int):
+    counts = jnp.zeros((num_buckets,), jnp.int32).at[b].add(1)
+    start = jnp.cumsum(counts) - counts
+    return counts, start
+
+
+def twice_ranks_exact(v, *, num_buckets: int | None = None):
+    """Twice the 1-based average (mid) rank of every entry of ``v`` (int32), exact with ties."""
+    v = lax.stop_gradient(v)
+    n = v.shape[0]
+    nb = num_buckets or num_buckets_for(n)
+    keys = sortable_keys(v)
+    s = jnp.sort(keys)
+    b = _buckets(keys, s[0], s[-1], nb)
+    counts, start = _histogram(b, nb)
+    lo = start[b]
+    hi = lo + counts[b]
+    iters = jnp.ceil(jnp.log2(jnp.max(counts).astype(jnp.float32) + 1.0)).astype(jnp.int32) + 1
+
+    def body(state):
+        it, l, h = state
+        mid = (l + h) // 2
+        go = (s[jnp.minimum(mid, n - 1)] < keys) & (l < h)
+        return it + 1, jnp.where(go, mid + 1, l), jnp.where(go | (l >= h), h, mid)
+
+    _, lower, _ = lax.while_loop(lambda st: st[0] < iters, body, (jnp.asarray(0), lo, hi))
+    pos = jnp.arange(n, dtype=jnp.int32)
+    is_last = jnp.concatenate([s[1:] != s[:-1], jnp.ones((1,), bool)])
+    group_end = lax.cummin(jnp.where(is_last, pos, n), reverse=True)
+    upper = group_end[jnp.minimum(lower, n - 1)] + 1
+    return lower + upper + 1
+
+
+def twice_ranks_binned(v, *, num_buckets: int | None = None):
+    """Twice the bucket-average rank of every entry (int32) and the bound E on ||rank error||_2.
+
+    Returns:
+        ``(twice_ranks, err)`` where ``err`` (float) bounds the Euclidean norm of the rank error
+        (in rank units, not doubled).
+    """
+    v = lax.stop_gradient(v)
+    n = v.shape[0]
+    nb = num_buckets or num_buckets_for(n)
+    keys = sortable_keys(v)
+    b = _buckets(keys, jnp.min(keys), jnp.max(keys), nb)
+    counts, start = _histogram(b, nb)
+    c = counts.astype(jnp.float32)
+    err = jnp.sqrt(jnp.sum(c * (c * c - 1.0)) / 12.0)
+    return 2 * start[b] + counts[b] + 1, err
+
+
+def tree_sum(x):
+    """Sum of a vector in two levels (blocks of 4096), so float32 rounding stays ~1e-7 relative."""
+    n = x.shape[0]
+    block = 4096
+    if n <= block:
+        return jnp.sum(x)
+    pad = (-n) % block
+    x = jnp.pad(x, (0, pad))
+    return jnp.sum(jnp.sum(x.reshape(-1, block), axis=1))
+
+
+def _acc_dtype(*xs):
+    return jnp.float64 if any(x.dtype == jnp.float64 for x in xs) else jnp.float32
+
+
+def rank_correlation(tx, ty, n: int, dtype=jnp.float32):
+    """Pearson correlation of two twice-rank vectors (their common mean is n + 1)."""
+    a = (tx - (n + 1)).astype(dtype) / n  # centred, scaled to [-1, 1] (no float32 overflow)
+    b = (ty - (n + 1)).astype(dtype) / n
+    saa, sbb, sab = tree_sum(a * a), tree_sum(b * b), tree_sum(a * b)
+    constant = (saa <= 0) | (sbb <= 0)
+    rho = jnp.where(constant, 0.0, sab / jnp.sqrt(jnp.where(constant, 1.0, saa) * sbb))
+    # norms of the centred rank vectors, back in rank units
+    return jnp.clip(rho, -1.0, 1.0), constant, jnp.sqrt(saa) * n / 2, jnp.sqrt(sbb) * n / 2
+
+
+def spearman(u, v, *, rank_method: str = "exact", num_buckets: int | None = None):
+    """Spearman correlation of two equal-length vectors with average ranks for ties.
+
+    Returns:
+        ``(rho, constant, bound)``: ``rho`` is 0.0 where either vector is constant (``constant``
+        True); ``bound`` is 0 for the exact path and the proven bound on ``|rho - exact|`` for
+        the binned path.
+    """
+    n = u.shape[0]
+    dtype = _acc_dtype(u, v)
+    if rank_method == "exact":
+        tx = twice_ranks_exact(u, num_buckets=num_buckets)
+        ty = twice_ranks_exact(v, num_buckets=num_buckets)
+        rho, constant, _, _ = rank_correlation(tx, ty, n, dtype)
+        return rho, constant, jnp.zeros((), dtype)
+    tx, ex = twice_ranks_binned(u, num_buckets=num_buckets)
+    ty, ey = twice_ranks_binned(v, num_buckets=num_buckets)
+    rho, constant, nx, ny = rank_correlation(tx, ty, n, dtype)
+
+    def angle(err, norm):
+        ratio = err.astype(dtype) / jnp.maximum(norm - err.astype(dtype), 1e-30)
+        return jnp.arcsin(jnp.clip(ratio, 0.0, 1.0))
+
+    bound = jnp.minimum(angle(ex, nx) + angle(ey, ny), 2.0)
+    return rho, constant, jnp.where(constant, 0.0, bound)
+
+
+def pearson(u, v):
+    """Pearson correlation (two-pass, centred); differentiable. Returns ``(r, constant)``."""
+    u = u - tree_sum(u) / u.shape[0]
+    v = v - tree_sum(v) / v.shape[0]
+    suu, svv, suv = tree_sum(u * u), tree_sum(v * v), tree_sum(u * v)
+    constant = (suu <= 0) | (svv <= 0)
+    r = suv / jnp.sqrt(jnp.where(constant, 1.0, suu * svv))
+    return jnp.where(constant, 0.0, jnp.clip(r, -1.0, 1.0)), constant
+
+
+def pearson_influence_se(u, v):
+    """Asymptotic standard error of the sample Pearson correlation from its influence function.
+
+    IF_i = z_ui z_vi - r (z_ui^2 + z_vi^2) / 2 with z the standardised values (iid sampling).
+    """
+    m = u.shape[0]
+    u = u - jnp.mean(u)
+    v = v - jnp.mean(v)
+    su = jnp.sqrt(jnp.mean(u * u))
+    sv = jnp.sqrt(jnp.mean(v * v))
+    ok = (su > 0) & (sv > 0)
+    zu = u / jnp.where(ok, su, 1.0)
+    zv = v / jnp.where(ok, sv, 1.0)
+    r = jnp.mean(zu * zv)
+    inf = zu * zv - 0.5 * r * (zu * zu + zv * zv)
+    return jnp.where(ok, jnp.std(inf) / jnp.sqrt(m), 0.0)
+
+
+__all__ = [
+    "MAX_BUCKETS",
+    "num_buckets_for",
+    "pearson",
+    "pearson_influence_se",
+    "rank_correlation",
+    "sortable_keys",
+    "spearman",
+    "tree_sum",
+    "twice_ranks_binned",
+    "twice_ranks_exact",
+]
