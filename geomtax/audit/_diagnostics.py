@@ -173,7 +173,7 @@ def member_embedding_stability(
     item in both): k-NN overlap ``|N_k^a(i) ∩ N_k^b(i)| / k`` averaged over rows
     (:func:`geomtax.geometry.knn_overlap`), Spearman correlation of cosine RDMs
     (:func:`geomtax.geometry.rdm_similarity`) and scipy-style Procrustes disparity
-    ``2 D^2 - D^4`` from :func:`geomtax.geometry.procrustes_distortion`.
+    (:func:`geomtax.geometry.procrustes_disparity`, ``= 2 D^2 - D^4``).
 
     Args:
         embeddings: ``m >= 2`` arrays of shape ``(n, d_a)`` with a common ``n``.
@@ -185,7 +185,7 @@ def member_embedding_stability(
         dict of ``(m, m)`` float arrays: ``knn_overlap``, ``rdm_spearman`` (1 on the diagonal),
         ``procrustes_disparity`` (0 on the diagonal).
     """
-    from ..geometry import knn_overlap, procrustes_distortion, rdm_similarity
+    from ..geometry import knn_overlap, procrustes_disparity, rdm_similarity
 
     embs = [jnp.asarray(e) for e in embeddings]
     if len(embs) < 2:
@@ -207,10 +207,10 @@ def member_embedding_stability(
             rs = float(
                 _value(rdm_similarity(embs[a], embs[b], max_pairs=max_pairs, key=keys[a * m + b]))
             )
-            d = float(_value(procrustes_distortion(embs[a], embs[b])))
+            disp = float(_value(procrustes_disparity(embs[a], embs[b])))
             for name, v in (("knn_overlap", ov), ("rdm_spearman", rs)):
                 out[name][a, b] = out[name][b, a] = v
-            out["procrustes_disparity"][a, b] = out["procrustes_disparity"][b, a] = 2 * d**2 - d**4
+            out["procrustes_disparity"][a, b] = out["procrustes_disparity"][b, a] = disp
     return out
 
 

@@ -135,7 +135,7 @@ def validate_sequences(
         problem = None
         if len(s) < min_length:
             problem = f"sequence {i} has length {len(s)} < {min_length}"
-        else:
+        elif not set(s) <= allowed:
             for j, c in enumerate(s):
                 if c not in allowed:
                     problem = (
@@ -455,13 +455,19 @@ def markov_dna(
 
 
 def _markov_codes(rng, n, length, initial, transition):
-    cum = np.cumsum(transition, axis=1)
-    cum[:, -1] = 1.0
+    """Sample ``(n, length)`` codes; ``initial`` (4,) or (n, 4), ``transition`` (4,4)/(n,4,4)."""
+    initial = np.broadcast_to(np.asarray(initial, np.float64), (n, 4))
+    transition = np.broadcast_to(np.asarray(transition, np.float64), (n, 4, 4))
+    cum = np.cumsum(transition, axis=2)
+    cum[:, :, -1] = 1.0
+    cum0 = np.cumsum(initial / initial.sum(axis=1, keepdims=True), axis=1)
+    cum0[:, -1] = 1.0
     codes = np.empty((n, length), dtype=np.int64)
-    codes[:, 0] = rng.choice(4, size=n, p=initial / initial.sum())
     u = rng.random((n, length))
+    codes[:, 0] = (u[:, 0, None] > cum0).sum(axis=1)
+    rows = np.arange(n)
     for t in range(1, length):
-        codes[:, t] = (u[:, t, None] > cum[codes[:, t - 1]]).sum(axis=1)
+        codes[:, t] = (u[:, t, None] > cum[rows, codes[:, t - 1]]).sum(axis=1)
     return codes
 
 
@@ -486,11 +492,20 @@ def texture_matched_dna(
     if scope not in ("per_sequence", "pooled"):
         raise ValueError(f"unknown scope {scope!r}; expected 'per_sequence' or 'pooled'")
     rng = rng_from_key(key)
-    pooled = fit_markov(seqs, pseudocount=pseudocount) if scope == "pooled" else None
-    out = []
-    for s in seqs:
-        init, trans = pooled if pooled is not None else fit_markov([s], pseudocount=pseudocount)
-        out.append(decode(_markov_codes(rng, 1, len(s), init, trans)[0]))
+    if scope == "pooled":
+        init, trans = fit_markov(seqs, pseudocount=pseudocount)
+        inits, transs = np.tile(init, (len(seqs), 1)), np.tile(trans, (len(seqs), 1, 1))
+    else:
+        fits = [fit_markov([s], pseudocount=pseudocount) for s in seqs]
+        inits = np.stack([f[0] for f in fits])
+        transs = np.stack([f[1] for f in fits])
+    out: list[str] = [""] * len(seqs)
+    lengths = np.array([len(s) for s in seqs])
+    for length in np.unique(lengths):  # one vectorised draw per distinct length
+        rows = np.nonzero(lengths == length)[0]
+        codes = _markov_codes(rng, len(rows), int(length), inits[rows], transs[rows])
+        for r, c in zip(rows, codes, strict=True):
+            out[r] = decode(c)
     return out
 
 
@@ -575,16 +590,16 @@ def strand_symmetric_dna(
     for real DNA in tests and examples, not a model of any genome.
     """
     rng = rng_from_key(key)
-    seqs = []
+    rc = reverse_complement_kmer_index(2)
+    inits, transs = [], []
     for _ in range(n):
         gc = rng.uniform(*gc_range)
         p = np.array([(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2])
         joint = np.outer(p, p)
         joint[1, 2] *= cpg_ratio
-        rc = reverse_complement_kmer_index(2)
         flat = joint.ravel()
         joint = ((flat + flat[rc]) / 2).reshape(4, 4)
-        trans = joint / joint.sum(axis=1, keepdims=True)
-        init = joint.sum(axis=1) / joint.sum()
-        seqs.append(decode(_markov_codes(rng, 1, length, init, trans)[0]))
-    return seqs
+        transs.append(joint / joint.sum(axis=1, keepdims=True))
+        inits.append(joint.sum(axis=1) / joint.sum())
+    codes = _markov_codes(rng, n, length, np.stack(inits), np.stack(transs))
+    return [decode(c) for c in codes]
