@@ -7,13 +7,18 @@ returns the same values (to float tolerance): row tiles for the pairwise kernels
 
 import importlib
 import inspect
+from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.sharding import Mesh
 from jax.tree_util import Partial
+from jaxtyping import Array, Float, Int, Key
 
 from .._chunking import map_row_blocks
+from .._custom_types import Samples
 from .._errors import check_choice, check_rank
 from ..geometry import pairwise_distances
 from ._shard import shard_rows, shard_sweep
@@ -30,14 +35,14 @@ def _pairwise_tile(rows, start, valid, ref, *, metric, block_size, same):
 
 
 def sharded_pairwise_distances(
-    x,
-    y=None,
+    x: Samples,
+    y: Float[Array | np.ndarray, "m d"] | None = None,
     *,
     mesh: Mesh,
     metric: str = "euclidean",
     block_size: int | None = None,
     axis_name: str | None = None,
-):
+) -> Float[Array, "n m"]:
     r""":func:`geomtax.pairwise_distances` with the query rows split across devices.
 
     Each device computes the distances :math:`D_{ij} = d(x_i, y_j)` for its slice of rows
@@ -91,14 +96,14 @@ def _knn_tile(rows, start, valid, ref, *, k, metric, block_size):
 
 
 def sharded_knn_search(
-    x,
+    x: Samples,
     k: int,
     *,
     mesh: Mesh,
     metric: str = "euclidean",
     block_size: int | None = None,
     axis_name: str | None = None,
-):
+) -> tuple[Float[Array, "n k"], Int[Array, "n k"]]:
     """:func:`geomtax.knn_search` with the query rows split across devices.
 
     Each device finds the ``k`` nearest neighbours of its slice of rows among all ``n`` rows
@@ -148,15 +153,15 @@ def _mi_point(key, x, y, *, fn, options):
 
 
 def sharded_mutual_information(
-    x,
-    y,
+    x: Samples,
+    y: Float[Array | np.ndarray, "n e"],
     *,
-    keys,
+    keys: Key[Array, " b"],
     mesh: Mesh,
-    fn=None,
+    fn: Callable[..., Any] | None = None,
     axis_name: str | None = None,
-    **options,
-):
+    **options: Any,
+) -> Any:
     r"""Independent MI critic fits, one per PRNG key, with the keys sharded across devices.
 
     Computes ``vmap(lambda key: fn(x, y, key=key, **options))(keys)`` where ``fn`` defaults to
@@ -200,15 +205,15 @@ def _rd_point(beta, p_x, dist, *, fn, keyword, options):
 
 
 def sharded_rd_curve(
-    p_x,
-    dist,
-    betas,
+    p_x: Float[Array | np.ndarray, " n"],
+    dist: Float[Array | np.ndarray, "n m"],
+    betas: Float[Array | np.ndarray, " b"],
     *,
     mesh: Mesh,
-    fn=None,
+    fn: Callable[..., Any] | None = None,
     axis_name: str | None = None,
-    **options,
-):
+    **options: Any,
+) -> Any:
     r"""A Blahut--Arimoto rate--distortion curve with the betas sharded across devices.
 
     Computes ``vmap(lambda b: fn(p_x, dist, beta=b, **options))(betas)``, one solve per slope

@@ -1,6 +1,7 @@
 """Device meshes and multi-host initialisation, on JAX's own machinery."""
 
 import os
+from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
@@ -20,7 +21,7 @@ def make_mesh(
     num_devices: int | None = None,
     *,
     axis_name: str = "data",
-    devices=None,
+    devices: Sequence[jax.Device] | None = None,
 ) -> Mesh:
     """A one-dimensional device mesh for data-parallel (row or sweep) sharding.
 
@@ -74,7 +75,7 @@ def mesh_axis(mesh: Mesh, axis_name: str | None = None) -> str:
     return axis_name
 
 
-def multihost_requested(environ=None) -> bool:
+def multihost_requested(environ: Mapping[str, str] | None = None) -> bool:
     """Whether the environment describes a multi-process (multi-host) JAX job.
 
     True when ``JAX_COORDINATOR_ADDRESS`` is set, or a cluster launcher (SLURM ``srun``, Open MPI

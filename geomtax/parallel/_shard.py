@@ -6,9 +6,11 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from jaxtyping import Array, Shaped
 
 from ._mesh import mesh_axis
 
@@ -52,8 +54,8 @@ def _rows_impl(fn, x, replicated, mesh, axis, n):
 
 def shard_rows(
     fn: Callable[..., Any],
-    x,
-    *replicated,
+    x: Shaped[Array | np.ndarray, "n ..."],
+    *replicated: Any,
     mesh: Mesh,
     axis_name: str | None = None,
 ) -> Any:
@@ -112,7 +114,7 @@ def _sweep_impl(fn, batched, shared, batch_sharding, replicated_sharding):
 
 def shard_sweep(
     fn: Callable[..., Any],
-    *batched_args,
+    *batched_args: Any,
     mesh: Mesh,
     shared: tuple = (),
     axis_name: str | None = None,
