@@ -41,6 +41,7 @@ needs more than composition).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -65,7 +66,7 @@ CONDITIONS = ("real", "iid", "texture", "shuffle")
 # ----------------------------------------------------------------------------- embedders
 
 
-def kmer_embedder(*, key, k: int = 3, dim: int = 8, scale: float = 20.0) -> Callable:
+def kmer_embedder(*, key, k: int = 3, dim: int = 16, scale: float = 20.0) -> Callable:
     r"""Composition-only reference embedder (depends on the sequence only through k-mer counts).
 
     .. math:: f(s) = \tanh\big(\text{scale}\cdot W (\phi_k(s) - 4^{-k})\big),
@@ -208,6 +209,7 @@ def _jsonable(obj):
     return obj
 
 
+@functools.cache
 def _rdm_similarity_fn():
     from ..geometry import rdm_similarity
 
