@@ -27,8 +27,34 @@ from ._rdm import RDMSimilarityResult as RDMSimilarityResult
 from ._rdm import rdm as rdm
 from ._rdm import rdm_drift as rdm_drift
 from ._rdm import rdm_similarity as rdm_similarity
+from ._report import DistortionReport as DistortionReport
+from ._report import distortion_report as distortion_report
+from ._stability import CoherenceResult as CoherenceResult
+from ._stability import CompositeResult as CompositeResult
+from ._stability import StabilityResult as StabilityResult
+from ._stability import anchor_stability as anchor_stability
+from ._stability import composite_stability as composite_stability
+from ._stability import feature_split_stability as feature_split_stability
+from ._stability import identifiable_composite_stability as identifiable_composite_stability
+from ._stability import paired_perturbation_coherence as paired_perturbation_coherence
+from ._stability import perturbation_coherence as perturbation_coherence
+from ._stability import perturbation_effect_size as perturbation_effect_size
+from ._stability import sample_split_stability as sample_split_stability
 
 __all__ = [
+    "CoherenceResult",
+    "CompositeResult",
+    "DistortionReport",
+    "StabilityResult",
+    "anchor_stability",
+    "composite_stability",
+    "distortion_report",
+    "feature_split_stability",
+    "identifiable_composite_stability",
+    "paired_perturbation_coherence",
+    "perturbation_coherence",
+    "perturbation_effect_size",
+    "sample_split_stability",
     "BilipschitzResult",
     "CKAResult",
     "NeighborResult",
