@@ -10,6 +10,8 @@ from ._bounds import init_mine_state as init_mine_state
 from ._bounds import mine_bound as mine_bound
 from ._bounds import nwj_bound as nwj_bound
 from ._bounds import smile_bound as smile_bound
+from ._calibrate import CalibratedMIResult as CalibratedMIResult
+from ._calibrate import calibrated_mi as calibrated_mi
 from ._critics import AbstractCritic as AbstractCritic
 from ._critics import ConcatCritic as ConcatCritic
 from ._critics import SeparableCritic as SeparableCritic
@@ -18,21 +20,31 @@ from ._fit import mine_heldout as mine_heldout
 from ._fit import mine_step as mine_step
 from ._fit import mine_train_tail as mine_train_tail
 from ._fit import mutual_information as mutual_information
+from ._ksg import ksg_mi as ksg_mi
+from ._preprocess import ZScoreResult as ZScoreResult
+from ._preprocess import pca as pca
+from ._preprocess import zscore as zscore
 
 __all__ = [
     "AbstractCritic",
+    "CalibratedMIResult",
     "ConcatCritic",
     "MIResult",
     "MineState",
     "SeparableCritic",
+    "ZScoreResult",
+    "calibrated_mi",
     "dv_bound",
     "infonce_bound",
     "init_mine_state",
+    "ksg_mi",
     "mine_bound",
     "mine_heldout",
     "mine_step",
     "mine_train_tail",
     "mutual_information",
     "nwj_bound",
+    "pca",
     "smile_bound",
+    "zscore",
 ]

@@ -82,6 +82,7 @@ def dv_bound(
         The bound, a scalar in nats.
 
     Examples:
+        >>> from geomtax.info import *
         >>> import jax, jax.numpy as jnp
         >>> critic = ConcatCritic(1, 1, hidden=(4,), key=jax.random.key(0))
         >>> xs = jax.random.normal(jax.random.key(1), (8, 1))
@@ -120,6 +121,7 @@ def nwj_bound(
         The bound, a scalar in nats.
 
     Examples:
+        >>> from geomtax.info import *
         >>> import jax, jax.numpy as jnp
         >>> critic = ConcatCritic(1, 1, hidden=(4,), key=jax.random.key(0))
         >>> xs = jax.random.normal(jax.random.key(1), (8, 1))
@@ -157,6 +159,7 @@ def infonce_bound(
         The bound, a scalar in nats, at most ``log b``.
 
     Examples:
+        >>> from geomtax.info import *
         >>> import jax, jax.numpy as jnp
         >>> critic = SeparableCritic(1, 1, hidden=(4,), embed_dim=2, key=jax.random.key(0))
         >>> xs = jax.random.normal(jax.random.key(1), (8, 1))
@@ -201,6 +204,7 @@ def smile_bound(
         The bound, a scalar in nats.
 
     Examples:
+        >>> from geomtax.info import *
         >>> import jax, jax.numpy as jnp
         >>> critic = ConcatCritic(1, 1, hidden=(4,), key=jax.random.key(0))
         >>> xs = jax.random.normal(jax.random.key(1), (8, 1))
@@ -230,6 +234,7 @@ def init_mine_state(dtype=jnp.float32) -> MineState:
     """Initial :class:`MineState` (empty moving average).
 
     Examples:
+        >>> from geomtax.info import *
         >>> int(init_mine_state().count)
         0
     """
@@ -275,6 +280,7 @@ def mine_bound(
         ``jax.value_and_grad(..., has_aux=True)`` on the negated surrogate.
 
     Examples:
+        >>> from geomtax.info import *
         >>> import jax, jax.numpy as jnp
         >>> critic = ConcatCritic(1, 1, hidden=(4,), key=jax.random.key(0))
         >>> xs = jax.random.normal(jax.random.key(1), (8, 1))

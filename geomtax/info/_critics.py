@@ -102,6 +102,7 @@ class ConcatCritic(AbstractCritic):
         key: PRNG key for the initial weights.
 
     Examples:
+        >>> from geomtax.info import ConcatCritic, SeparableCritic
         >>> import jax, jax.numpy as jnp
         >>> critic = ConcatCritic(2, 3, hidden=(8,), key=jax.random.key(0))
         >>> critic(jnp.ones(2), jnp.ones(3)).shape
@@ -157,6 +158,7 @@ class SeparableCritic(AbstractCritic):
         key: PRNG key for the initial weights.
 
     Examples:
+        >>> from geomtax.info import ConcatCritic, SeparableCritic
         >>> import jax, jax.numpy as jnp
         >>> critic = SeparableCritic(2, 3, hidden=(8,), embed_dim=4, key=jax.random.key(0))
         >>> critic.all_pairs(jnp.ones((5, 2)), jnp.ones((5, 3))).shape

@@ -105,6 +105,7 @@ def mine_step(
         minibatch before the update, in nats.
 
     Examples:
+        >>> from geomtax.info import *
         >>> import equinox as eqx, jax, jax.numpy as jnp, optax
         >>> critic = ConcatCritic(1, 1, hidden=(16,), key=jax.random.key(0))
         >>> optimizer = optax.adam(1e-2)
@@ -347,6 +348,7 @@ def mutual_information(
         TypeError: Non-floating data.
 
     Examples:
+        >>> from geomtax.info import *
         >>> import jax, jax.numpy as jnp
         >>> kx, kn, kfit = jax.random.split(jax.random.key(0), 3)
         >>> x = jax.random.normal(kx, (500, 1))
@@ -462,6 +464,7 @@ def mine_train_tail(
         An :class:`MIResult` (``.value`` in nats).
 
     Examples:
+        >>> from geomtax.info import *
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (256, 1))
         >>> res = mine_train_tail(x, x, key=jax.random.key(1), num_steps=20, hidden=(8,))
@@ -501,6 +504,7 @@ def mine_heldout(
         An :class:`MIResult`; ``.value`` (= ``.heldout``) in nats.
 
     Examples:
+        >>> from geomtax.info import *
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (400, 1))
         >>> res = mine_heldout(x, x, key=jax.random.key(1), num_steps=20, hidden=(8,))
