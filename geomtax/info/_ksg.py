@@ -139,7 +139,8 @@ def ksg_mi(
     x = check_finite("x", x)
     y = check_finite("y", y).astype(x.dtype)
     if rescale:
-        x = x / jnp.where(jnp.std(x, axis=0) > 0, jnp.std(x, axis=0), 1.0)
-        y = y / jnp.where(jnp.std(y, axis=0) > 0, jnp.std(y, axis=0), 1.0)
+        sx, sy = jnp.std(x, axis=0), jnp.std(y, axis=0)
+        x = x / jnp.where(sx > 0, sx, 1.0)[None, :]
+        y = y / jnp.where(sy > 0, sy, 1.0)[None, :]
     value = _ksg(x, y, k=k, block_size=None if block_size is None else int(block_size))
     return jnp.maximum(value, 0.0) if clip_negative else value

@@ -1,0 +1,154 @@
+"""KSG estimator: the worked example, closed-form oracles, scikit-learn parity, tiling, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.feature_selection import mutual_info_regression
+from test_info_oracles import bivariate, dense_gaussian, student_t, uniform_noise
+
+from geomtax.info import ksg_mi, mutual_information
+
+X_TINY = [1.3, 3.7, 5.1, 2.4, 3.4]
+Y_TINY = [1.5, 3.32, 5.3, 2.3, 3.3]
+
+
+def _numpy_ksg(x, y, k):
+    """Plain NumPy loop over points: KSG algorithm 1 with strict counts (independent oracle)."""
+    from scipy.special import digamma
+
+    x = np.asarray(x, float).reshape(len(x), -1)
+    y = np.asarray(y, float).reshape(len(y), -1)
+    n = len(x)
+    total = 0.0
+    for i in range(n):
+        dx = np.max(np.abs(x - x[i]), axis=1)
+        dy = np.max(np.abs(y - y[i]), axis=1)
+        dj = np.maximum(dx, dy)
+        dj[i] = np.inf
+        eps = np.sort(dj)[k - 1]
+        nx = np.sum(dx < eps) - 1
+        ny = np.sum(dy < eps) - 1
+        total += digamma(nx + 1) + digamma(ny + 1)
+    return digamma(k) + digamma(n) - total / n
+
+
+def test_tiny_worked_example_exact_float32():
+    # REFERENCE 10.4: 0.116667 nats (= 0.168314 bits, NPEET README); holds in float32.
+    v = ksg_mi(jnp.array(X_TINY), jnp.array(Y_TINY), k=3)
+    assert v.dtype == jnp.float32
+    assert abs(float(v) - 0.116667) < 5e-7
+
+
+def test_tiny_worked_example_exact_float64(x64):
+    v = ksg_mi(np.array(X_TINY), np.array(Y_TINY), k=3, block_size=2)
+    np.testing.assert_allclose(float(v), 0.11666666666666667, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_matches_numpy_loop_multivariate(x64, k):
+    rng = np.random.default_rng(7)
+    x, y, _ = dense_gaussian(2, 150, rng)
+    want = _numpy_ksg(x, y, k)
+    np.testing.assert_allclose(float(ksg_mi(x, y, k=k)), want, atol=1e-12)
+    np.testing.assert_allclose(float(ksg_mi(x, y, k=k, block_size=32)), want, atol=1e-12)
+
+
+def test_ties_strict_radius(x64):
+    # Duplicated values: points at exactly eps are not counted (type I, strict).
+    x = np.array([0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.5])
+    y = np.array([0.0, 1.0, 0.0, 1.0, 2.0, 2.0, 3.0, 3.0])
+    np.testing.assert_allclose(float(ksg_mi(x, y, k=2)), _numpy_ksg(x, y, 2), atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [500, 2000])
+def test_matches_scikit_learn_1d(x64, n):
+    # scikit-learn rescales to unit variance, adds ~1e-10 noise and clips at 0: match the first
+    # and the last by options; the noise cannot move continuous data's neighbour order here.
+    rng = np.random.default_rng(n)
+    x, y, _ = bivariate(0.6, n, rng)
+    want = mutual_info_regression(x, y[:, 0], n_neighbors=3, random_state=0)[0]
+    got = ksg_mi(x, y, k=3, rescale=True, clip_negative=True, block_size=256)
+    assert abs(float(got) - want) < 1e-6
+
+
+@pytest.mark.parametrize("rho", [0.3, 0.6, 0.9])
+def test_bivariate_gaussian(rho):
+    # bmi-style tolerance at n = 2,000: abs 0.05 (KSG is nearly unbiased in 2-D).
+    x, y, mi = bivariate(rho, 2000, np.random.default_rng(11))
+    assert abs(float(ksg_mi(x.astype(np.float32), y.astype(np.float32))) - mi) < 0.05
+
+
+def test_oracles_multivariate_t_uniform():
+    rng = np.random.default_rng(3)
+    cases = [
+        dense_gaussian(2, 2000, rng),  # 0.293893
+        student_t(1, 1, 1.0, 2000, rng),  # 0.224171
+        uniform_noise(0.75, 2000, rng),  # 0.333333
+        uniform_noise(0.1, 2000, rng),  # 1.709438
+    ]
+    for x, y, mi in cases:
+        v = float(ksg_mi(x.astype(np.float32), y.astype(np.float32)))
+        # bmi tolerance: rel 0.15 / abs 0.12 (stated for n = 200; we use n = 2,000).
+        assert abs(v - mi) < max(0.12, 0.15 * mi), (v, mi)
+
+
+def test_independence_near_zero_and_raw_sign():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3000, 1)).astype(np.float32)
+    y = rng.standard_normal((3000, 1)).astype(np.float32)
+    v = float(ksg_mi(x, y))
+    assert abs(v) < 0.03
+    assert float(ksg_mi(x, y, clip_negative=True)) == max(v, 0.0)
+
+
+def test_invariance_under_smooth_invertible_maps():
+    x, y, mi = bivariate(0.75, 3000, np.random.default_rng(9))
+    base = float(ksg_mi(x.astype(np.float32), y.astype(np.float32)))
+    tx = np.arcsinh(3 * x).astype(np.float32)
+    ty = (y**3).astype(np.float32)
+    moved = float(ksg_mi(tx, ty))
+    assert abs(base - 0.413339) < 0.05
+    assert abs(moved - base) < 0.08
+
+
+def test_tiled_equals_dense():
+    x, y, _ = dense_gaussian(3, 700, np.random.default_rng(1))
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    a = float(ksg_mi(x, y, block_size=None))
+    b = float(ksg_mi(x, y, block_size=128))
+    assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_via_mutual_information():
+    x, y, _ = bivariate(0.6, 400, np.random.default_rng(2))
+    r = mutual_information(
+        x.astype(np.float32), y.astype(np.float32), key=jax.random.key(0), estimator="ksg", k=3
+    )
+    assert float(r.value) == pytest.approx(
+        float(ksg_mi(x.astype(np.float32), y.astype(np.float32))), abs=1e-6
+    )
+    assert not bool(r.diverged) and int(r.diverged_step) == -1
+
+
+def test_bad_input():
+    x = jnp.ones((10, 1))
+    with pytest.raises(ValueError, match="row counts differ"):
+        ksg_mi(x, jnp.ones((9, 1)))
+    with pytest.raises(ValueError, match="at least 4 rows"):
+        ksg_mi(jnp.ones((3, 1)), jnp.ones((3, 1)), k=3)
+    with pytest.raises(ValueError, match="k must be"):
+        ksg_mi(x, x, k=0)
+    with pytest.raises(ValueError, match="non-finite"):
+        ksg_mi(x.at[4, 0].set(jnp.nan), x)
+    with pytest.raises(ValueError, match="block_size"):
+        ksg_mi(x, x, block_size=0)
+    with pytest.raises(TypeError, match="floating"):
+        ksg_mi(jnp.ones((10, 1), jnp.int32), x)
+
+
+@pytest.mark.slow
+def test_scales_to_tens_of_thousands():
+    x, y, mi = bivariate(0.6, 20000, np.random.default_rng(4))
+    v = float(ksg_mi(x.astype(np.float32), y.astype(np.float32), block_size=512))
+    assert abs(v - mi) < 0.02
