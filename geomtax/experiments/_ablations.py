@@ -8,6 +8,7 @@ state is checkpointed per epoch with orbax, so an interrupted run resumes where 
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -24,7 +25,7 @@ from flax import nnx
 
 from .._errors import check_choice
 from ..models._encoders import ARCHITECTURES, EncoderConfig
-from ..models._heads import SequenceModel, embed
+from ..models._heads import SequenceModel, embed, init_model
 from ._train import TrainConfig, train
 
 #: CLI system name -> ``geomtax.dynamics.generate`` name and options.
@@ -534,18 +535,23 @@ def shattering_epoch(distortions, *, skip: int = 3, window: int = 3) -> int:
     return best_e
 
 
-def _make_embedder(model: SequenceModel, batch_size: int) -> Callable[[jax.Array], jax.Array]:
-    graphdef, state = nnx.split(model)
+@functools.partial(jax.jit, static_argnums=0)
+def _embed_block(graphdef, state, tokens):
+    return embed(nnx.merge(graphdef, state), tokens)
 
-    @jax.jit
-    def run(state, tokens):
-        return embed(nnx.merge(graphdef, state), tokens)
+
+def _make_embedder(model: SequenceModel, batch_size: int) -> Callable[[jax.Array], jax.Array]:
+    """Embed in fixed-size blocks (the last one zero-padded) so each encoder compiles once."""
+    graphdef, state = nnx.split(model.encoder)
 
     def embed_all(tokens):
-        out = [
-            run(state, tokens[i : i + batch_size]) for i in range(0, tokens.shape[0], batch_size)
-        ]
-        return jnp.concatenate(out, axis=0)
+        n = tokens.shape[0]
+        size = min(batch_size, n)
+        pad = (-n) % size
+        padded = jnp.concatenate([tokens, jnp.zeros((pad, tokens.shape[1]), tokens.dtype)])
+        starts = range(0, n + pad, size)
+        out = [_embed_block(graphdef, state, padded[i : i + size]) for i in starts]
+        return jnp.concatenate(out, axis=0)[:n]
 
     return embed_all
 
@@ -575,9 +581,7 @@ def run_cell(
     k_tok, k_init, k_train = jax.random.split(jax.random.fold_in(root, 7), 3)
     tok = tokenize_cell(config, cell, data, k_tok)
     enc_cfg = _encoder_config(config, cell, tok.vocab_size)
-    model = SequenceModel(
-        enc_cfg, head=cell.head, rngs=nnx.Rngs(int(jax.random.randint(k_init, (), 0, 2**30)))
-    )
+    model = init_model(enc_cfg, head=cell.head, seed=jax.random.bits(k_init, (), jnp.uint32))
     num_params = int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
     tcfg = dataclasses.replace(config.train, jacobian_lambda=float(cell.jacobian_lambda))
 

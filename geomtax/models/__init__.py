@@ -16,6 +16,7 @@ from ._heads import HEADS as HEADS
 from ._heads import FixedCode as FixedCode
 from ._heads import SequenceModel as SequenceModel
 from ._heads import embed as embed
+from ._heads import init_model as init_model
 from ._heads import random_code_table as random_code_table
 from ._heads import sequence_loss as sequence_loss
 
@@ -30,6 +31,7 @@ __all__ = [
     "SmallMamba",
     "SmallStripedHyena",
     "embed",
+    "init_model",
     "make_encoder",
     "random_code_table",
     "sequence_loss",
