@@ -131,31 +131,31 @@ def _scalar(res, *names) -> float:
 
 
 def _mi_summary(res) -> dict:
-    """Normalise a ``calibrated_mi`` result into ``mi``, ``mi_std``, ``floor``, ``ceiling``..."""
+    """Record of a :class:`geomtax.info.CalibratedMIResult` (nats; per-seed lists kept)."""
 
-    def get(*names, default=math.nan):
-        for nm in names:
-            if hasattr(res, nm):
-                return float(np.asarray(getattr(res, nm)))
-            if isinstance(res, Mapping) and nm in res:
-                return float(np.asarray(res[nm]))
-        return default
+    def f(name):
+        return float(np.asarray(getattr(res, name))) if hasattr(res, name) else math.nan
 
-    mi = get("mi", "mi_mean", "value", "mi_nats")
-    out = {
-        "mi_nats": mi,
-        "mi_std_nats": get("mi_std", "std", "mi_std_nats"),
-        "random_mean_nats": get("random_mean", "baseline_mean", "random_mi", "random"),
-        "floor_nats": get("floor", "noise_floor", "floor_nats"),
-        "ceiling_nats": get("ceiling", "ceiling_mean", "ceiling_nats"),
+    def per_seed(name):
+        return np.asarray(getattr(res, name)).ravel().tolist() if hasattr(res, name) else []
+
+    return {
+        "mi_nats": f("mi_mean"),
+        "mi_std_nats": f("mi_std"),
+        "random_mean_nats": f("random_mean"),
+        "random_std_nats": f("random_std"),
+        "floor_nats": f("noise_floor"),
+        "ceiling_nats": f("ceiling_mean"),
+        "ceiling_std_nats": f("ceiling_std"),
+        "normalized_mi": f("normalized"),
+        "excess_mi_nats": f("excess"),
+        "above_floor": bool(np.asarray(getattr(res, "above_floor", False))),
+        "diverged": bool(np.asarray(getattr(res, "diverged", False))),
+        "num_constant": np.asarray(getattr(res, "num_constant", 0)).ravel().tolist(),
+        "mi_per_seed_nats": per_seed("mi"),
+        "ceiling_per_seed_nats": per_seed("ceiling"),
+        "random_per_seed_nats": per_seed("random"),
     }
-    out["normalized_mi"] = get(
-        "normalized", "normalized_mi", default=_safe_div(mi, out["ceiling_nats"])
-    )
-    out["excess_mi_nats"] = get(
-        "excess", "excess_mi", default=out["mi_nats"] - out["random_mean_nats"]
-    )
-    return out
 
 
 def _safe_div(a, b) -> float:
