@@ -77,6 +77,22 @@ def test_optimal_critic_recovers_true_mi(rho):
     assert nce < mi + 0.1
 
 
+def test_smile_gradient_is_jensen_shannon(getkey):
+    critic = gi.ConcatCritic(1, 1, hidden=(8,), key=getkey())
+    xs = jax.random.normal(getkey(), (16, 1))
+    ys = xs + jax.random.normal(getkey(), (16, 1))
+
+    def js(c):
+        joint = c.pairs(xs, ys)
+        neg = c.pairs(xs, jnp.roll(ys, 1, axis=0))
+        return -jnp.mean(jax.nn.softplus(-joint)) - jnp.mean(jax.nn.softplus(neg))
+
+    g_smile = eqx.filter_grad(lambda c: gi.smile_bound(c, xs, ys, tau=1.0))(critic)
+    g_js = eqx.filter_grad(js)(critic)
+    for a, b in zip(jax.tree.leaves(g_smile), jax.tree.leaves(g_js), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_infonce_capped_at_log_batch():
     # A near-copy has MI far above log b; InfoNCE saturates at log 16.
     x = jnp.linspace(-3, 3, 16)[:, None]

@@ -189,8 +189,14 @@ def smile_bound(
           \mathrm{clip}\big(e^{T(x_i, y_j)}, e^{-\tau}, e^{\tau}\big)
 
     (Song & Ermon 2020, eq. 17). Clipping bounds the variance of the partition estimate at the
-    price of bias; ``tau`` trades one against the other (``tau -> inf`` recovers DV). Scores
-    outside ``[-tau, tau]`` give no gradient to the partition term.
+    price of bias; ``tau`` trades one against the other (``tau -> inf`` recovers DV).
+
+    The clipped DV value is unbounded above as a *training objective* (the critic can raise the
+    joint scores while the clipped partition term stays at most ``tau``), so, as in Song &
+    Ermon's implementation, the returned scalar has the clipped-DV **value** but the **gradient**
+    of the Jensen–Shannon (f-GAN) bound
+    :math:`-\overline{\mathrm{softplus}(-T_{joint})} - \overline{\mathrm{softplus}(T_{neg})}`,
+    whose optimal critic is the log density ratio.
 
     Args:
         critic: Critic scoring one pair.
@@ -213,8 +219,16 @@ def smile_bound(
     """
     _check(xs, ys, negatives)
     joint, marginal, is_matrix = _joint_and_marginal(critic, xs, ys, key, negatives)
-    marginal = jnp.clip(marginal, -tau, tau)
-    return jnp.mean(joint) - _lme(marginal, is_matrix)
+    clipped = jnp.clip(marginal, -tau, tau)
+    dv_clipped = jnp.mean(joint) - _lme(clipped, is_matrix)
+    if is_matrix:
+        b = marginal.shape[0]
+        off = ~jnp.eye(b, dtype=bool)
+        neg = jnp.sum(jnp.where(off, jax.nn.softplus(marginal), 0.0)) / (b * (b - 1))
+    else:
+        neg = jnp.mean(jax.nn.softplus(marginal))
+    js = -jnp.mean(jax.nn.softplus(-joint)) - neg
+    return js + lax.stop_gradient(dv_clipped - js)
 
 
 class MineState(eqx.Module):
