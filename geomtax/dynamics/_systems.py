@@ -12,9 +12,9 @@ Failure rule (ODE systems): a trajectory whose integration does not succeed (dif
 not ``successful`` or any non-finite saved value) is **re-drawn**: a fresh initial condition is
 sampled from ``jax.random.fold_in(sequence_key, attempt)`` and integrated again, up to
 ``max_retries`` times, inside the jitted computation. ``failed[i]`` is True when the first draw of
-row ``i`` failed (so the row holds a re-drawn trajectory), ``num_redraws[i]`` counts the re-draws
-and ``valid[i]`` is False only if every attempt failed; such rows are filled with NaN and are
-flagged, never silent.
+row ``i`` failed to integrate (the row then holds a re-drawn trajectory, or NaN if every attempt
+failed), ``num_redraws[i]`` counts the re-draws and ``valid[i]`` is False only if every attempt
+failed; such rows are filled with NaN and are flagged, never silent.
 """
 
 import math
@@ -44,7 +44,7 @@ class Trajectories(eqx.Module):
             (``waveform``). ``T == seq_len`` except for ``coupled_lorenz``.
         ts: (seq_len,) time of each observed sample.
         params: sampled parameters and initial conditions, each with leading axis n.
-        failed: (n,) bool, True where the first draw failed to integrate and was re-drawn.
+        failed: (n,) bool, True where the first draw failed to integrate (then re-drawn).
         valid: (n,) bool, False only where every attempt failed (row filled with NaN).
         num_redraws: (n,) int32 number of re-drawn initial conditions.
         state_ts: (T,) time grid of ``states`` (or of the integration), ``None`` if no state.
@@ -197,7 +197,10 @@ def integrate(
     _check_positive_int("max_steps", max_steps)
     if batch_size is not None:
         _check_positive_int("batch_size", batch_size)
-    return _integrate_jit(vector_field, y0, ts, args, rtol, atol, max_steps, batch_size)
+    y0 = jnp.asarray(y0)
+    dt = y0.dtype if jnp.issubdtype(y0.dtype, jnp.floating) else jnp.result_type(float)
+    tol = (jnp.asarray(rtol, dt), jnp.asarray(atol, dt))
+    return _integrate_jit(vector_field, y0, jnp.asarray(ts), args, *tol, max_steps, batch_size)
 
 
 @eqx.filter_jit
@@ -288,8 +291,8 @@ def _simulate(
         ts,
         args,
         num_sequences,
-        float(rtol),
-        float(atol),
+        jnp.asarray(rtol, dtype),
+        jnp.asarray(atol, dtype),
         int(max_steps),
         int(max_retries),
         batch_size,
@@ -480,8 +483,8 @@ def damped_oscillator(
         float(t1),
         rngs,
         method,
-        float(rtol),
-        float(atol),
+        jnp.asarray(rtol, dtype),
+        jnp.asarray(atol, dtype),
         int(max_steps),
         batch_size,
         jnp.dtype(dtype),
@@ -551,14 +554,17 @@ class _LorenzInitial(eqx.Module):
     """x0, y0 ~ U(xy_range), z0 ~ U(z_range) for each of ``num_oscillators`` oscillators."""
 
     num_oscillators: int = eqx.field(static=True)
-    xy_range: tuple[float, float] = eqx.field(static=True)
-    z_range: tuple[float, float] = eqx.field(static=True)
+    xy_range: Float[Array, " 2"]
+    z_range: Float[Array, " 2"]
 
     def __call__(self, key):
         kxy, kz = jax.random.split(key)
         m = self.num_oscillators
-        xy = jax.random.uniform(kxy, (m, 2), minval=self.xy_range[0], maxval=self.xy_range[1])
-        z = jax.random.uniform(kz, (m, 1), minval=self.z_range[0], maxval=self.z_range[1])
+        dtype = self.xy_range.dtype
+        xy = jax.random.uniform(
+            kxy, (m, 2), dtype, minval=self.xy_range[0], maxval=self.xy_range[1]
+        )
+        z = jax.random.uniform(kz, (m, 1), dtype, minval=self.z_range[0], maxval=self.z_range[1])
         return jnp.concatenate([xy, z], axis=-1).reshape(-1)
 
 
@@ -776,7 +782,7 @@ def _lorenz_family(
     args = tuple(jnp.asarray(a, dtype) for a in args)
     y0, ys, ok, redraws = _simulate(
         vf,
-        _LorenzInitial(m, xy, zr),
+        _LorenzInitial(m, jnp.asarray(xy, dtype), jnp.asarray(zr, dtype)),
         key=key,
         num_sequences=n,
         ts=ts_grid,
@@ -803,7 +809,7 @@ def _lorenz_family(
         states=ys,
         ts=ts,
         params=params,
-        failed=redraws > 0,
+        failed=(redraws > 0) | ~ok,
         valid=ok,
         num_redraws=redraws,
         state_ts=ts_grid,
@@ -1028,7 +1034,7 @@ def simulate(
         states=ys,
         ts=ts,
         params={"y0": y0},
-        failed=redraws > 0,
+        failed=(redraws > 0) | ~ok,
         valid=ok,
         num_redraws=redraws,
         state_ts=ts,

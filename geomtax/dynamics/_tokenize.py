@@ -282,6 +282,15 @@ def uniform_bins(
 # learned 1-D codebook
 
 
+def _sorted_encode(centroids, values):
+    mid = 0.5 * (centroids[:-1] + centroids[1:])
+    return jnp.searchsorted(mid, values, side="left").astype(jnp.int32)
+
+
+def _sorted_mse(centroids, values):
+    return jnp.mean((values - centroids[_sorted_encode(centroids, values)]) ** 2)
+
+
 class KMeansCodebook(eqx.Module):
     r"""Fitted 1-D k-means codebook (create with :func:`kmeans_codebook`).
 
@@ -306,9 +315,7 @@ class KMeansCodebook(eqx.Module):
 
     def encode(self, values: Float[Array, "..."]) -> Int[Array, "..."]:
         """Nearest-centroid tokens in ``[0, K)`` (int32), same shape as ``values``."""
-        c = self.centroids
-        mid = 0.5 * (c[:-1] + c[1:])
-        return jnp.searchsorted(mid, jnp.asarray(values), side="left").astype(jnp.int32)
+        return _sorted_encode(self.centroids, jnp.asarray(values))
 
     def decode(self, tokens: Int[Array, "..."]) -> Float[Array, "..."]:
         """Centroid values of ``tokens``."""
@@ -350,13 +357,16 @@ def kmeans_codebook(
     num_iters: int = 100,
     tol: float = 1e-4,
     max_samples: int | None = 500_000,
+    num_inits: int = 3,
 ) -> KMeansCodebook:
     r"""Fit a K-code codebook by 1-D k-means on raw values (REFERENCE 3.5, "double bind").
 
     Minimizes :math:`\sum_i (v_i - c_{a_i})^2` with :func:`geomtax.rd.kmeans` (k-means++ seeding,
     Lloyd iterations) on the flattened values, or on a uniform subsample of ``max_samples`` of them
-    drawn without replacement (the reference subsamples 500,000 values); the centroids are then
-    sorted ascending. ``train_mse`` is measured on **all** the values passed in.
+    drawn without replacement (the reference subsamples 500,000 values). ``num_inits`` independent
+    runs (vmapped over keys; the reference's ``n_init=3``) are made and the one with the lowest
+    inertia is kept; its centroids are sorted ascending. ``train_mse`` is measured on **all** the
+    values passed in.
 
     Args:
         values: training values, any shape (flattened).
@@ -365,6 +375,7 @@ def kmeans_codebook(
         num_iters: maximum Lloyd iterations.
         tol: relative centroid-shift tolerance (see :func:`geomtax.rd.kmeans`).
         max_samples: fit on at most this many values (``None``: all).
+        num_inits: independent k-means runs; the lowest-inertia one is kept.
 
     Returns:
         A fitted :class:`KMeansCodebook`.
@@ -405,8 +416,16 @@ def kmeans_codebook(
                 f"num_codes K={k} exceeds the number of distinct values ({distinct} among "
                 f"{fit_on.shape[0]} fitted on); reduce K"
             )
-    res = kmeans(fit_on[:, None], k, key=k_fit, num_iters=num_iters, tol=tol)
-    centroids = jnp.sort(res.centroids[:, 0])
+    n_init = int(num_inits)
+    if n_init < 1:
+        raise ValueError(f"num_inits must be >= 1, got {num_inits!r}")
+    x = fit_on[:, None]
+    runs = jax.vmap(lambda kk: kmeans(x, k, key=kk, num_iters=num_iters, tol=tol).centroids)(
+        jax.random.split(k_fit, n_init)
+    )  # (num_inits, K, 1)
+    runs = jnp.sort(runs[..., 0], axis=-1)
+    inertia = jax.vmap(lambda c: _sorted_mse(c, fit_on))(runs)
+    centroids = runs[jnp.argmin(inertia)]
     cb = KMeansCodebook(
         centroids=centroids,
         low=jnp.min(flat),
