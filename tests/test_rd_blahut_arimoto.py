@@ -1,0 +1,246 @@
+"""Blahut–Arimoto and R(D) curves against analytic rate–distortion functions (REFERENCE 10.2)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize
+
+from geomtax.rd import (
+    blahut_arimoto,
+    quantize_for_rd,
+    rd_curve,
+    rd_curve_from_samples,
+    shannon_lower_bound,
+)
+
+LN2 = np.log(2.0)
+HAMMING = np.array([[0.0, 1.0], [1.0, 0.0]])
+
+
+def _h2(p):
+    """Binary entropy in bits."""
+    return -p * np.log2(p) - (1 - p) * np.log2(1 - p)
+
+
+def _grid_gaussian(var, n, half=6.0):
+    s = np.sqrt(var)
+    xs = np.linspace(-half * s, half * s, n)
+    p = np.exp(-(xs**2) / (2 * var))
+    return jnp.asarray(p / p.sum()), jnp.asarray((xs[:, None] - xs[None, :]) ** 2)
+
+
+@pytest.mark.parametrize(("p1", "dist", "bits"), [(0.5, 0.11, 0.500084), (0.2, 0.1, 0.252933)])
+def test_bernoulli_hamming(x64, p1, dist, bits):
+    # On the curve D(beta) = 1 / (1 + e^beta) for D <= min(p, 1 - p), so beta = ln((1-D)/D).
+    beta = np.log((1 - dist) / dist)
+    sol = blahut_arimoto(jnp.array([1 - p1, p1]), jnp.asarray(HAMMING), beta)
+    assert float(sol.distortion) == pytest.approx(dist, abs=1e-8)
+    assert float(sol.rate) / LN2 == pytest.approx(bits, abs=1e-6)
+    assert float(sol.rate) / LN2 == pytest.approx(_h2(p1) - _h2(dist), abs=1e-8)
+    assert float(sol.rate_lower) <= float(sol.rate) + 1e-12 <= float(sol.rate_upper) + 2e-12
+    np.testing.assert_allclose(np.asarray(sol.q_y_given_x).sum(1), 1.0, rtol=1e-12)
+
+
+def test_bounds_bracket_the_truth_at_every_iterate(x64):
+    p = jnp.array([0.7, 0.3])
+    for steps in (1, 2, 5, 20):
+        sol = blahut_arimoto(
+            p, jnp.asarray(HAMMING), 2.5, max_steps=steps, min_steps=steps, throw=False
+        )
+        truth = (_h2(0.3) - _h2(float(sol.distortion))) * LN2
+        assert float(sol.rate_lower) - 1e-12 <= truth <= float(sol.rate_upper) + 1e-12
+        assert float(sol.gap) >= 0
+
+
+def test_fair_coin_small_beta_gives_half_distortion(x64):
+    sol = blahut_arimoto(jnp.array([0.5, 0.5]), jnp.asarray(HAMMING), 1e-6)
+    assert float(sol.distortion) == pytest.approx(0.5, abs=1e-6)
+    assert float(sol.rate) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("n", [25, 49])
+def test_discretized_gaussian(x64, n):
+    # sigma^2 = 1, D = 0.25 at slope beta = 1 / (2 D) = 2: R = 1/2 ln 4 = ln 2 nats.
+    p, d = _grid_gaussian(1.0, n)
+    sol = blahut_arimoto(p, d, 2.0, max_steps=1500, throw=False)
+    assert float(sol.distortion) == pytest.approx(0.25, abs=2e-3)
+    assert float(sol.rate) == pytest.approx(0.693147, abs=2e-3)
+
+
+@pytest.mark.slow
+def test_discretized_gaussian_refines(x64):
+    errors = []
+    for n in (9, 13, 65):
+        p, d = _grid_gaussian(1.0, n)
+        sol = blahut_arimoto(p, d, 2.0, max_steps=4000, throw=False)
+        errors.append(abs(float(sol.rate) - 0.5 * np.log(1.0 / float(sol.distortion))))
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-5
+
+
+def test_reverse_water_filling(x64):
+    # sigma^2 = (4, 1, 0.25), D = 1 -> lambda = 0.375, R = 1.673976 nats. Independent
+    # components decouple at a common slope beta = 1 / (2 lambda); solve each and sum.
+    lam = 0.375
+    rate = dist = 0.0
+    for var in (4.0, 1.0, 0.25):
+        p, d = _grid_gaussian(var, 41)  # odd: a code at the mean
+        sol = blahut_arimoto(p, d, 1 / (2 * lam), max_steps=2000, throw=False)
+        rate += float(sol.rate)
+        dist += float(sol.distortion)
+    assert dist == pytest.approx(1.0, abs=1e-5)
+    assert rate == pytest.approx(1.673976, abs=1e-5)
+
+
+def _random_problem(seed, n=6, m=5):
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(n))
+    d = rng.uniform(0.0, 2.0, size=(n, m))
+    return jnp.asarray(p), jnp.asarray(d)
+
+
+def test_slope_is_minus_beta(x64):
+    p, d = _random_problem(0)
+    beta, eps = 3.0, 1e-3
+    lo = blahut_arimoto(p, d, beta - eps, tol=1e-13, max_steps=50_000)
+    hi = blahut_arimoto(p, d, beta + eps, tol=1e-13, max_steps=50_000)
+    slope = (float(hi.rate) - float(lo.rate)) / (float(hi.distortion) - float(lo.distortion))
+    assert slope == pytest.approx(-beta, rel=1e-4)
+
+
+def test_uniform_start_reaches_independent_optimum(x64):
+    # Oracle: min over the simplex of the convex dual G(q) = -sum_x p(x) log sum_m q(m) e^{-beta d}
+    # equals min (I + beta D) = R(D_beta) + beta D_beta; solved by scipy SLSQP.
+    p, d = _random_problem(1, n=7, m=4)
+    beta = 2.0
+    kern = np.exp(-beta * np.asarray(d))
+    pn = np.asarray(p)
+
+    def objective(q):
+        return -np.sum(pn * np.log(kern @ q))
+
+    m = kern.shape[1]
+    res = scipy.optimize.minimize(
+        objective,
+        np.full(m, 1.0 / m),
+        method="SLSQP",
+        bounds=[(0.0, 1.0)] * m,
+        constraints=[{"type": "eq", "fun": lambda q: q.sum() - 1.0}],
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
+    sol = blahut_arimoto(p, d, beta, tol=1e-12, max_steps=100_000)
+    assert float(sol.rate + beta * sol.distortion) == pytest.approx(res.fun, abs=1e-7)
+    assert float(sol.rate_upper - sol.rate) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_curve_equals_pointwise_loop_and_is_monotone_convex(x64):
+    p, d = _random_problem(2)
+    betas = jnp.geomspace(0.2, 20.0, 9)
+    for batch in (3,):  # None (full vmap) is covered in test_rd_transforms.py
+        curve = rd_curve(p, d, betas=betas, tol=1e-10, max_steps=50_000, beta_batch_size=batch)
+        loop = [blahut_arimoto(p, d, b, tol=1e-10, max_steps=50_000) for b in betas]
+        np.testing.assert_allclose(curve.rate, [float(s.rate) for s in loop], atol=1e-9)
+        np.testing.assert_allclose(curve.distortion, [float(s.distortion) for s in loop], atol=1e-9)
+        assert bool(curve.monotone) and bool(curve.convex) and bool(jnp.all(curve.converged))
+    # Independent structure check: rate increases and distortion decreases with beta.
+    assert np.all(np.diff(np.asarray(curve.rate)) > 0)
+    assert np.all(np.diff(np.asarray(curve.distortion)) < 0)
+
+
+def test_vmap_over_stacked_problems(x64):
+    probs = [_random_problem(s) for s in (3, 4)]
+    p = jnp.stack([a for a, _ in probs])
+    d = jnp.stack([b for _, b in probs])
+    out = jax.vmap(lambda pp, dd: blahut_arimoto(pp, dd, 1.5, throw=False))(p, d)
+    for i, (pp, dd) in enumerate(probs):
+        ref = blahut_arimoto(pp, dd, 1.5)
+        assert float(out.rate[i]) == pytest.approx(float(ref.rate), abs=1e-9)
+
+
+def test_large_beta_float32_stays_finite():
+    p, d = _random_problem(5, n=8, m=6)
+    p = p.astype(jnp.float32)
+    d = d.astype(jnp.float32)
+    sol = blahut_arimoto(p, d, 1e4, throw=False)
+    assert np.isfinite(float(sol.rate)) and np.isfinite(float(sol.distortion))
+    # beta -> infinity: every source symbol goes to its nearest code(s).
+    dmin = float(jnp.sum(p * jnp.min(d, axis=1)))
+    assert float(sol.distortion) == pytest.approx(dmin, abs=1e-3)
+    assert bool(jnp.all(jnp.isfinite(sol.q_y_given_x)))
+
+
+def test_degenerate_single_symbol_source_has_zero_rate():
+    sol = blahut_arimoto(jnp.array([1.0]), jnp.array([[0.5, 0.0, 2.0]]), 3.0)
+    assert float(sol.rate) == pytest.approx(0.0, abs=1e-7)
+    assert float(sol.distortion) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_bad_inputs():
+    d = jnp.asarray(HAMMING, jnp.float32)
+    with pytest.raises(ValueError, match="non-negative"):
+        blahut_arimoto(jnp.array([1.5, -0.5]), d, 1.0)
+    with pytest.raises(ValueError, match="sum to 1"):
+        blahut_arimoto(jnp.array([0.5, 0.6]), d, 1.0)
+    with pytest.raises(ValueError, match="shape"):
+        blahut_arimoto(jnp.array([0.2, 0.3, 0.5]), d, 1.0)
+    with pytest.raises(ValueError, match="rank 1"):
+        blahut_arimoto(jnp.ones((2, 1)) / 2, d, 1.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        blahut_arimoto(jnp.array([0.5, 0.5]), -d, 1.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        blahut_arimoto(jnp.array([0.5, 0.5]), d.at[0, 1].set(jnp.inf), 1.0)
+    for beta in (0.0, -1.0):
+        with pytest.raises(ValueError, match="beta"):
+            blahut_arimoto(jnp.array([0.5, 0.5]), d, beta)
+    with pytest.raises(ValueError, match="betas"):
+        rd_curve(jnp.array([0.5, 0.5]), d, betas=jnp.array([1.0, -1.0]))
+    with pytest.raises(TypeError, match="floating"):
+        blahut_arimoto(jnp.array([0.5, 0.5]), jnp.array([[0, 1], [1, 0]]), 1.0)
+    # Traced bad values fail at run time.
+    with pytest.raises(Exception, match="probability vector"):
+        jax.jit(lambda p: blahut_arimoto(p, d, 1.0).rate)(jnp.array([0.9, 0.9]))
+    with pytest.raises(Exception, match="beta must be positive"):
+        jax.jit(lambda b: blahut_arimoto(jnp.array([0.5, 0.5]), d, b).rate)(-1.0)
+
+
+def test_non_convergence_raises_or_flags():
+    p, d = _grid_gaussian(1.0, 16)
+    p, d = p.astype(jnp.float32), d.astype(jnp.float32)
+    with pytest.raises(Exception, match="did not converge"):
+        blahut_arimoto(p, d, 2.0, max_steps=10, tol=1e-9)
+    sol = blahut_arimoto(p, d, 2.0, max_steps=10, tol=1e-9, throw=False)
+    assert not bool(sol.converged) and int(sol.num_steps) == 10
+
+
+def test_curve_from_samples_above_shannon_lower_bound(getkey, x64):
+    # Gaussian samples in 2-D, unit variance per coordinate: h = ln(2 pi e); SLB is tight for the
+    # continuous source, and the discretized curve lies above it (restricted alphabet).
+    x = jax.random.normal(getkey(), (400, 2), dtype=jnp.float64)
+    betas = jnp.array([1.0, 3.0])
+    curve = rd_curve_from_samples(x, key=getkey(), num_codes=32, betas=betas, tol=1e-6)
+    total_var = float(jnp.sum(jnp.var(x, axis=0)))
+    slb = shannon_lower_bound(np.log(2 * np.pi * np.e), curve.distortion * total_var, dim=2)
+    assert bool(jnp.all(curve.rate >= slb - 0.05))  # 0.05: sampling error of tr Cov at n = 400
+    assert float(curve.distortion[0]) < 1.0 and float(curve.rate[0]) > 0
+    assert float(curve.rate[1]) <= np.log(32) + 1e-9
+
+
+def test_quantize_for_rd_shapes_and_errors(getkey):
+    x = jax.random.normal(getkey(), (50, 3))
+    p, d, c = quantize_for_rd(x, key=getkey(), num_codes=5, num_cells=10)
+    assert p.shape == (10,) and d.shape == (10, 5) and c.shape == (5, 3)
+    assert float(jnp.sum(p)) == pytest.approx(1.0, abs=1e-6)
+    _, dc, _ = quantize_for_rd(x, key=getkey(), num_codes=5, codes=c, distortion="cosine")
+    assert bool(jnp.all((dc >= 0) & (dc <= 2)))
+    with pytest.raises(ValueError, match="too few samples"):
+        quantize_for_rd(x[:4], key=getkey(), num_codes=5)
+    with pytest.raises(ValueError, match="codes must have shape"):
+        quantize_for_rd(x, key=getkey(), num_codes=5, codes=jnp.ones((5, 2)))
+    with pytest.raises(ValueError, match="unknown distortion"):
+        quantize_for_rd(x, key=getkey(), num_codes=5, distortion="l1")
+
+
+def test_shannon_lower_bound_gaussian_closed_form():
+    h = 0.5 * np.log(2 * np.pi * np.e * 2.0)  # N(0, 2)
+    np.testing.assert_allclose(shannon_lower_bound(h, 0.5), 0.5 * np.log(2.0 / 0.5), rtol=1e-6)
+    assert float(shannon_lower_bound(h, 5.0)) == 0.0
