@@ -26,6 +26,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, Int
 
 from .._custom_types import KeyArray
@@ -314,7 +315,7 @@ def waveform(
     frequency_range: tuple[float, float] = (0.5, 50.0),
     amplitude_range: tuple[float, float] = (0.1, 1.0),
     batch_size: int | None = None,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
     r"""Superposed sines (REFERENCE 3.2, ``waveform``).
 
@@ -415,7 +416,7 @@ def damped_oscillator(
     atol: float = 1e-6,
     max_steps: int = 16_384,
     batch_size: int | None = None,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
     r"""Damped oscillator (REFERENCE 3.2, ``damped_oscillator``).
 
@@ -584,7 +585,7 @@ def lorenz(
     max_steps: int = 16_384,
     max_retries: int = 8,
     batch_size: int | None = None,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
     r"""Lorenz system, x coordinate observed (REFERENCE 3.2, ``lorenz_x``).
 
@@ -670,7 +671,7 @@ def coupled_lorenz(
     max_steps: int = 16_384,
     max_retries: int = 8,
     batch_size: int | None = None,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
     r"""Ring of diffusively coupled Lorenz oscillators (REFERENCE 3.2, ``coupled_lorenz``).
 
@@ -965,7 +966,7 @@ def simulate(
     max_steps: int = 16_384,
     max_retries: int = 8,
     batch_size: int | None = None,
-    dtype=jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
     """Generate trajectories of a registered :class:`System` (the pipeline behind ``generate``).
 
@@ -1056,7 +1057,7 @@ def generate(
     key: KeyArray,
     num_sequences: int,
     seq_len: int = 512,
-    **options,
+    **options: Any,
 ) -> Trajectories:
     """Generate ``num_sequences`` sequences of a named system (built-in or registered).
 

@@ -35,7 +35,11 @@ def _unit(values, low, high):
 
 
 def tokenize_uniform(
-    values: Float[Array, "..."], *, low, high, num_bins: int = 256
+    values: Float[Array, "..."],
+    *,
+    low: float | Float[Array, "..."],
+    high: float | Float[Array, "..."],
+    num_bins: int = 256,
 ) -> Int[Array, "..."]:
     r"""Equal-width bins (geomtax default): :math:`b = \min(\lfloor u K \rfloor, K - 1)`.
 
@@ -64,7 +68,11 @@ def tokenize_uniform(
 
 
 def tokenize_uniform_ref(
-    values: Float[Array, "..."], *, low, high, num_bins: int = 256
+    values: Float[Array, "..."],
+    *,
+    low: float | Float[Array, "..."],
+    high: float | Float[Array, "..."],
+    num_bins: int = 256,
 ) -> Int[Array, "..."]:
     r"""Reference bins (REFERENCE 3.3): :math:`b = \mathrm{clip}(\mathrm{int}(u (K-1)), 0, K-1)`.
 
