@@ -15,7 +15,8 @@ def run(*, size="small", repeats=5):
     t = time_call(lambda: sum(range(n)), repeats=repeats)
     base = time_call(lambda: sum(list(range(n))), repeats=repeats)
     return [{"case": "sum", "n": n, "size": size, "median_s": t.median_s, "iqr_s": t.iqr_s,
-             "baseline_s": base.median_s, "ratio": t.median_s / base.median_s}]
+             "baseline_s": base.median_s, "ratio": t.median_s / base.median_s,
+             "timing": t.as_dict(), "note": "|err| < 1e-6"}]
 """
 
 BROKEN = """
@@ -47,6 +48,8 @@ def test_only_one_family_writes_json_and_markdown(bench_dir, tmp_path, capsys):
     md = (out / "bench.md").read_text()
     assert "## geometry" in md and "| case | n | size | median_s |" in md
     assert "| sum | 10 | small |" in md
+    assert "\\|err\\| < 1e-6" in md  # pipes escaped so the table stays a table
+    assert "timing" not in md and row["timing"]["repeats"] == 3  # nested: JSON only
     assert "## geometry" in capsys.readouterr().out
 
 

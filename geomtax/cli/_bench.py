@@ -54,10 +54,17 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(k for r in rows for k in r))
 
 
-def _cell(v: Any) -> Any:
-    if isinstance(v, (dict, list, tuple)):
-        return json.dumps(v, default=str)
-    return v
+def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for the Markdown table: nested values dropped (they stay in the JSON), pipes escaped."""
+    out = []
+    for r in rows:
+        clean = {}
+        for k, v in r.items():
+            if isinstance(v, (dict, list, tuple)):
+                continue
+            clean[k] = v.replace("|", "\\|") if isinstance(v, str) else v
+        out.append(clean)
+    return out
 
 
 def run_benchmarks(
@@ -97,7 +104,6 @@ def run_benchmarks(
             }
             print(f"[bench] {area}: ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
-        rows = [{k: _cell(v) for k, v in r.items()} for r in rows]
         write_results(out_dir / f"{area}.json", area, rows)
         results[area] = {"status": "ok", "seconds": time.perf_counter() - t0, "rows": rows}
 
@@ -120,7 +126,7 @@ def run_benchmarks(
     for area, res in results.items():
         lines += ["", f"## {area}", ""]
         if res["status"] == "ok":
-            rows = res["rows"]
+            rows = _table_rows(res["rows"])
             lines.append(format_table(rows, _columns(rows)) if rows else "_no rows_")
             lines += ["", f"_{res['seconds']:.1f} s in total._"]
         elif res["status"] == "skipped":
