@@ -240,3 +240,23 @@ def test_failures_logged_and_hosts_partition(tmp_path, monkeypatch):
     assert table.num_rows == 12 - 3
     assert sorted(set(table.column("process_index").to_pylist())) == [0, 1]
     assert len(set(table.column("cell_id").to_pylist())) == table.num_rows
+
+
+def test_partial_part_files_ignored_and_cleaned(tmp_path):
+    """A part left half-written by a kill (temporary name) is never read and is removed."""
+    path, _ = _config(tmp_path)
+    parts = tmp_path / "out" / "parts"
+    parts.mkdir(parents=True)
+    stale = parts / ".part-p000-000000-deadbeef.parquet.tmp"
+    stale.write_bytes(b"PAR1 truncated")
+    s = run_sweep(path, progress=False, max_cells=5)
+    assert s.computed == 5 and not stale.exists()
+    assert read_results(tmp_path / "out").num_rows == 5
+    # Sequence numbers continue after existing parts; nothing is overwritten.
+    out2 = tmp_path / "elsewhere"
+    assert cli_main(["sweep", str(path), "--no-progress", "--out", str(out2)]) == 0
+    assert read_results(out2).num_rows == 12
+    names = sorted(p.name for p in parts.glob("part-*.parquet"))
+    run_sweep(path, progress=False)
+    new = sorted(p.name for p in parts.glob("part-*.parquet"))
+    assert set(names) <= set(new) and read_results(tmp_path / "out").num_rows == 12
