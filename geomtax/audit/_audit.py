@@ -390,7 +390,12 @@ def _audit_one(
             "global": glob,
             "local": local,
             "local_mean_nats": local_mean,
-            "local_global_ratio": _safe_div(local_mean, glob["mi_nats"]) if local else math.nan,
+            # Decoupling factor; +inf when the global estimate is <= 0 (as in classify_regimes).
+            "local_global_ratio": (
+                (local_mean / glob["mi_nats"] if glob["mi_nats"] > 0 else math.inf)
+                if local
+                else math.nan
+            ),
         }
     else:
         rec["mi"] = None
