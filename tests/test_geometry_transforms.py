@@ -69,6 +69,14 @@ ROWS = {
         False,
     ),
 }
+#: rows whose compile is heavy (several sorts under lax.map): run with ``-m slow``
+SLOW_ROWS = {
+    "anchor_stability",
+    "composite_stability",
+    "distortion_report",
+    "identifiable_composite_stability",
+    "sample_split_stability",
+}
 #: public names that are not functions of (x, y) arrays
 NOT_ARRAY_FUNCTIONS = {"condensed_index"}
 
@@ -98,20 +106,30 @@ def test_every_public_callable_has_a_row():
     assert not missing, f"add transform rows for {missing}"
 
 
-@pytest.mark.parametrize("name", sorted(ROWS))
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_ROWS else n for n in sorted(ROWS)],
+)
 def test_jit_vmap_and_no_recompile(name):
+    """jit(vmap(f)) over two problems equals the plain (host-checked) calls; no retrace."""
     fn, _ = ROWS[name]
     xs, ys = _problems()
-    with jax.disable_jit():
-        eager = [fn(xs[i], ys[i]) for i in range(2)]
+    plain = [fn(xs[i], ys[i]) for i in range(2)]
     batched = eqx.filter_jit(eqx.debug.assert_max_traces(jax.vmap(fn), max_traces=1))
     out = batched(xs, ys)
     for i in range(2):
-        _close(jax.tree_util.tree_map(lambda o: o[i], out), eager[i])
+        _close(jax.tree_util.tree_map(lambda o: o[i], out), plain[i])
     batched(xs * 1.1 + 0.2, ys - 0.3)  # new values, same shapes: must not retrace
-    single = eqx.filter_jit(eqx.debug.assert_max_traces(fn, max_traces=1))
-    _close(single(xs[0], ys[0]), eager[0])
-    single(xs[1], ys[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["procrustes_distortion", "rdm_similarity", "trustworthiness"])
+def test_jit_matches_disable_jit(name):
+    fn, _ = ROWS[name]
+    xs, ys = _problems()
+    with jax.disable_jit():
+        eager = fn(xs[0], ys[0])
+    _close(jax.jit(fn)(xs[0], ys[0]), eager)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, smooth) in ROWS.items() if smooth))
