@@ -19,6 +19,7 @@ from ._layers import (
     CausalSelfAttention,
     causal_fft_conv,
     dropout,
+    lift,
     linear_recurrence,
     split_key,
 )
@@ -188,7 +189,8 @@ class SmallBERT(_Encoder):
     def embed_tokens(self, tokens):
         """Token plus learned positional embedding."""
         length = tokens.shape[-1]
-        return self.token_embed(tokens) + self.pos_embed(jnp.arange(length))
+        tok = self.token_embed(tokens)
+        return tok + lift(self.pos_embed(jnp.arange(length)), tok.ndim)
 
     def encode(self, h, *, key=None):
         """Pre-norm causal transformer blocks and final LayerNorm."""
@@ -236,10 +238,10 @@ class _MambaMixer(nnx.Module):
         c = proj[..., self.dt_rank + self.d_state :]
         delta = jax.nn.softplus(self.dt_proj(dt_low))  # (..., L, D)
         a = -jnp.exp(self.a_log[...])  # (D, N)
-        decay = jnp.exp(delta[..., None] * a)  # (..., L, D, N)
+        decay = jnp.exp(delta[..., None] * lift(a, delta.ndim + 1))  # (..., L, D, N)
         drive = (delta * u)[..., None] * b[..., None, :]  # (..., L, D, N)
         states = linear_recurrence(decay, drive, axis=x.ndim - 2)
-        y = jnp.einsum("...ldn,...ln->...ld", states, c) + self.d_skip[...] * u
+        y = jnp.einsum("...ldn,...ln->...ld", states, c) + lift(self.d_skip[...], u.ndim) * u
         return self.out_proj(y * jax.nn.silu(z))
 
 
@@ -279,7 +281,8 @@ class SmallMamba(_Encoder):
 
     def embed_tokens(self, tokens):
         """Token plus learned positional embedding."""
-        return self.token_embed(tokens) + self.pos_embed(jnp.arange(tokens.shape[-1]))
+        tok = self.token_embed(tokens)
+        return tok + lift(self.pos_embed(jnp.arange(tokens.shape[-1])), tok.ndim)
 
     def encode(self, h, *, key=None):
         """Residual Mamba blocks and final LayerNorm."""
@@ -307,12 +310,16 @@ class _ImplicitFilter(nnx.Module):
         t = jnp.arange(length, dtype=jnp.float32) / length
         bands = jnp.arange(1, self.num_features // 2 + 1, dtype=jnp.float32)
         pe = jnp.concatenate(
-            [jnp.sin(2 * jnp.pi * t[:, None] * bands), jnp.cos(2 * jnp.pi * t[:, None] * bands)],
+            [
+                jnp.sin(2 * jnp.pi * t[:, None] * bands[None, :]),
+                jnp.cos(2 * jnp.pi * t[:, None] * bands[None, :]),
+            ],
             axis=-1,
         )
         pe = jnp.pad(pe, ((0, 0), (0, self.num_features - pe.shape[-1])))
-        hidden = jnp.sin(self.freq[...] * self.fc1(pe))
-        hidden = jnp.sin(self.freq[...] * self.fc2(hidden))
+        freq = self.freq[...][None, :]
+        hidden = jnp.sin(freq * self.fc1(pe))
+        hidden = jnp.sin(freq * self.fc2(hidden))
         filt = self.fc3(hidden).reshape(length, self.order, self.d_model)
         decay = jnp.geomspace(*self.decay_range, self.d_model)  # constant, per channel
         window = jnp.exp(-t[:, None] * decay[None, :])  # (L, d)
@@ -337,7 +344,7 @@ class _HyenaOperator(nnx.Module):
         z, gates = parts[0], parts[1:]
         filters = self.filter(x.shape[-2])
         for n in range(self.order):
-            conv = causal_fft_conv(z, filters[n]) + self.filter_bias[n] * z
+            conv = causal_fft_conv(z, filters[n]) + lift(self.filter_bias[n], z.ndim) * z
             z = gates[n] * conv
         return self.out_proj(z)
 

@@ -12,6 +12,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 
+def lift(v: jax.Array, ndim: int) -> jax.Array:
+    """Prepend singleton axes so ``v`` has ``ndim`` dimensions (explicit rank promotion)."""
+    return jnp.reshape(v, (1,) * (ndim - jnp.ndim(v)) + jnp.shape(v))
+
+
 def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
     """Inverted dropout; the identity when ``key`` is ``None`` or ``rate == 0``."""
     if key is None or rate <= 0.0:
@@ -42,11 +47,12 @@ class CausalDepthwiseConv(nnx.Module):
         length = x.shape[-2]
         pad = [(0, 0)] * (x.ndim - 2) + [(self.kernel_size - 1, 0), (0, 0)]
         xp = jnp.pad(x, pad)
-        out = self.bias[...]
+        out = lift(self.bias[...], x.ndim)
         for j in range(self.kernel_size):
             # tap j multiplies x[t - j]
             start = self.kernel_size - 1 - j
-            out = out + self.kernel[j] * jax.lax.slice_in_dim(xp, start, start + length, axis=-2)
+            tap = jax.lax.slice_in_dim(xp, start, start + length, axis=-2)
+            out = out + lift(self.kernel[j], x.ndim) * tap
         return out
 
 
@@ -56,8 +62,8 @@ def rope(x: jax.Array, *, base: float = 10000.0) -> jax.Array:
     half = head_dim // 2
     freqs = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
     angles = jnp.arange(length, dtype=jnp.float32)[:, None] * freqs[None, :]  # (L, half)
-    cos = jnp.cos(angles)[:, None, :].astype(x.dtype)
-    sin = jnp.sin(angles)[:, None, :].astype(x.dtype)
+    cos = lift(jnp.cos(angles)[:, None, :].astype(x.dtype), x.ndim)
+    sin = lift(jnp.sin(angles)[:, None, :].astype(x.dtype), x.ndim)
     x1, x2 = x[..., :half], x[..., half : 2 * half]
     rotated = jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
     if head_dim % 2:
@@ -85,7 +91,7 @@ class CausalSelfAttention(nnx.Module):
         if self.use_rope:
             q, k = rope(q), rope(k)
         scores = jnp.einsum("...qhd,...khd->...hqk", q, k) / math.sqrt(d // h)
-        mask = jnp.tril(jnp.ones((length, length), dtype=bool))
+        mask = lift(jnp.tril(jnp.ones((length, length), dtype=bool)), scores.ndim)
         scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
         weights = jax.nn.softmax(scores, axis=-1)
         weights = dropout(weights, rate, key)
@@ -104,7 +110,7 @@ def causal_fft_conv(z: jax.Array, h: jax.Array) -> jax.Array:
     n = 2 * length
     zf = jnp.fft.rfft(z.astype(jnp.float32), n=n, axis=-2)
     hf = jnp.fft.rfft(h.astype(jnp.float32), n=n, axis=-2)
-    y = jnp.fft.irfft(zf * hf, n=n, axis=-2)[..., :length, :]
+    y = jnp.fft.irfft(zf * lift(hf, zf.ndim), n=n, axis=-2)[..., :length, :]
     return y.astype(z.dtype)
 
 

@@ -1,0 +1,291 @@
+"""geomtax.experiments: training loop, resume, Jacobian penalty, ablation driver and CLI."""
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from geomtax.experiments import (
+    TrainConfig,
+    format_summary,
+    jacobian_penalty_fro,
+    jacobian_penalty_mean,
+    make_optimizer,
+    make_train_step,
+    plan_cells,
+    preset_config,
+    run_ablation,
+    shattering_epoch,
+    summarize,
+    train,
+)
+from geomtax.experiments._cli import main as cli_main
+from geomtax.experiments._cli import register
+from geomtax.models import EncoderConfig, init_model
+
+L = 8
+TINY = EncoderConfig(
+    "lstm", d_model=8, num_layers=1, vocab_size=10, max_len=L, dropout=0.1, d_state=4
+)
+
+
+def _data(key, n=24):
+    values = jax.random.uniform(key, (n, L))
+    tokens = jnp.minimum((values * 10).astype(jnp.int32), 9)
+    return tokens, values
+
+
+# ---------------------------------------------------------------------------------------------
+# Jacobian penalty: closed forms for a linear map
+
+
+def test_jacobian_penalties_match_frobenius_norm(getkey):
+    """fn(x) = x W: J = I_b (x) W^T, so ||J||_F^2 = b ||W||_F^2 (unbiased in expectation)."""
+    w = jax.random.normal(getkey(), (3, 4))
+    x = jax.random.normal(getkey(), (5, 3))
+    exact = 5 * float(jnp.sum(w**2))
+    keys = jax.random.split(getkey(), 4000)
+    fro = jax.vmap(lambda k: jacobian_penalty_fro(lambda z: z @ w, x, key=k))(keys)
+    mean = jax.vmap(lambda k: jacobian_penalty_mean(lambda z: z @ w, x, key=k))(keys)
+    # 4000 probes; the relative standard error of a Hutchinson estimate here is < 2 %
+    np.testing.assert_allclose(float(fro.mean()), exact, rtol=0.06)
+    np.testing.assert_allclose(float(mean.mean()), exact / x.size, rtol=0.06)
+    np.testing.assert_allclose(np.asarray(mean) * x.size, np.asarray(fro), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# training step and loop
+
+
+def test_train_step_compiles_once_and_penalty_branch(getkey):
+    tokens, values = _data(getkey(), 8)
+    for lam in (0.0, 0.5):
+        model = init_model(TINY, head="ce", seed=0)
+        cfg = TrainConfig(batch_size=4, num_epochs=1, jacobian_lambda=lam, jacobian_every=2)
+        opt = make_optimizer(cfg, 10)
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        state = opt.init(params)
+        step = make_train_step(graphdef, cfg, opt)
+        for i in range(3):
+            sl = slice(4 * (i % 2), 4 * (i % 2) + 4)
+            params, state, loss = step(
+                params, rest, state, tokens[sl], values[sl], getkey(), jnp.asarray(i)
+            )
+            assert np.isfinite(float(loss))
+        assert step._cache_size() == 1  # no recompilation between steps
+
+
+def test_train_keeps_best_validation_epoch(getkey):
+    tokens, values = _data(getkey())
+    model = init_model(TINY, head="mse", seed=1)
+    cfg = TrainConfig(num_epochs=3, batch_size=8, learning_rate=1e-2)
+    seen = []
+
+    def callback(epoch, current):
+        seen.append(epoch)
+        return {"marker": float(epoch)}
+
+    best, log, records = train(
+        model, tokens, values, tokens[:8], values[:8], config=cfg, key=getkey(), callback=callback
+    )
+    assert seen == [0, 1, 2]
+    assert [r["marker"] for r in records] == [0.0, 1.0, 2.0]
+    assert int(log.best_epoch) == int(np.argmin(np.asarray(log.val_loss)))
+    assert log.train_loss.shape == (3,) and np.all(np.asarray(log.steps_per_second) > 0)
+    from geomtax.models import sequence_loss
+
+    best_val = float(sequence_loss(best, tokens[:8], values[:8]))
+    np.testing.assert_allclose(best_val, float(np.min(np.asarray(log.val_loss))), rtol=1e-5)
+
+
+def test_train_rejects_too_small_dataset(getkey):
+    tokens, values = _data(getkey(), 4)
+    model = init_model(TINY, head="ce", seed=0)
+    with pytest.raises(ValueError, match="fewer than batch_size"):
+        train(
+            model,
+            tokens,
+            values,
+            tokens,
+            values,
+            config=TrainConfig(batch_size=8, num_epochs=1),
+            key=getkey(),
+        )
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_reproduces_uninterrupted_run(getkey, tmp_path):
+    tokens, values = _data(getkey())
+    key = getkey()
+    cfg = TrainConfig(num_epochs=3, batch_size=8)
+    model = init_model(TINY, head="ce", seed=2)
+    ref, ref_log, _ = train(model, tokens, values, tokens[:8], values[:8], config=cfg, key=key)
+
+    def interrupt_at_2(epoch, current):
+        if epoch == 2:
+            raise _Interrupt
+        return {}
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(_Interrupt):
+        train(
+            model,
+            tokens,
+            values,
+            tokens[:8],
+            values[:8],
+            config=cfg,
+            key=key,
+            checkpoint_dir=ckpt,
+            callback=interrupt_at_2,
+        )
+    resumed, log, _ = train(
+        model, tokens, values, tokens[:8], values[:8], config=cfg, key=key, checkpoint_dir=ckpt
+    )
+    np.testing.assert_allclose(log.val_loss, ref_log.val_loss, rtol=1e-6)
+    a = jax.tree.leaves(nnx.state(resumed, nnx.Param))
+    b = jax.tree.leaves(nnx.state(ref, nnx.Param))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# shattering epoch (REFERENCE 5.2), against a direct NumPy transcription
+
+
+def _shatter_oracle(d, skip=3, window=3):
+    d = np.asarray(d, float)
+    if len(d) < skip + window:
+        return int(np.argmin(d))
+    delta = np.r_[np.nan, d[1:] - d[:-1]]
+    rolling = np.convolve(delta, np.ones(window) / window, mode="full")[: len(d)]
+    rolling[: skip + window - 1] = -np.inf
+    return int(np.nanargmax(rolling))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_shattering_epoch_matches_oracle(seed):
+    d = np.random.default_rng(seed).uniform(0, 1, size=12)
+    assert shattering_epoch(d) == _shatter_oracle(d)
+    assert shattering_epoch(d[:4]) == int(np.argmin(d[:4]))
+    with pytest.raises(ValueError):
+        shattering_epoch([])
+
+
+# ---------------------------------------------------------------------------------------------
+# ablation driver and CLI
+
+
+def test_presets_and_bad_input():
+    quick = preset_config("quick")
+    assert quick.systems == ("lorenz",) and "head" in quick.experiments
+    paper = preset_config("paper")
+    assert paper.encoder.d_model == 256 and paper.train.num_epochs == 20
+    with pytest.raises(ValueError, match="preset"):
+        preset_config("huge")
+    with pytest.raises(ValueError, match="system"):
+        preset_config("quick", systems=("mars",))
+    with pytest.raises(ValueError, match="architecture"):
+        preset_config("quick", architectures=("gpt",))
+    with pytest.raises(ValueError, match="experiment"):
+        preset_config("quick", experiments=("everything",))
+    import dataclasses
+
+    with pytest.raises(ValueError, match="too small"):
+        dataclasses.replace(quick, num_train=10)
+
+
+def test_plan_covers_every_experiment_without_duplicates():
+    cfg = preset_config(
+        "tiny",
+        experiments=("head", "architecture", "codebook", "jacobian", "attention", "hyena-order"),
+    )
+    plan = plan_cells(cfg)
+    ids = [c.cell_id for c, _ in plan]
+    assert len(ids) == len(set(ids))
+    exps = {e for _, es in plan for e in es}
+    assert exps == set(cfg.experiments)
+    # head cells are shared with the architecture experiment (trained once)
+    shared = [es for c, es in plan if c.cell_id == "lorenz_bert_ce_s320"][0]
+    assert {"head", "architecture"} <= set(shared)
+
+
+def test_summarize_ratios_and_spread():
+    cfg = preset_config("tiny", architectures=("bert", "lstm"))
+    recs = []
+    for arch, dce, dmse in (("bert", 0.4, 0.1), ("lstm", 0.2, 0.08)):
+        for head, d in (("ce", dce), ("mse", dmse)):
+            recs.append(
+                dict(
+                    system="lorenz",
+                    architecture=arch,
+                    head=head,
+                    distortion=d,
+                    distortion_reversal=d,
+                    experiments=["head", "architecture"],
+                )
+            )
+    s = summarize(cfg, recs)
+    ratios = {r["architecture"]: r["ratio_ce_over_mse"] for r in s["head"]}
+    assert ratios == pytest.approx({"bert": 4.0, "lstm": 2.5})
+    spread = {r["head"]: r["spread_max_over_min"] for r in s["architecture"]}
+    assert spread == pytest.approx({"ce": 2.0, "mse": 1.25})
+    assert "| lorenz |" in format_summary({"summary": s})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ablation")
+    cfg = preset_config("tiny", architectures=("lstm",))
+    result = run_ablation(cfg, out, progress=False, log=None)
+    return cfg, out, result
+
+
+def test_tiny_ablation_end_to_end(tiny_run):
+    cfg, out, result = tiny_run
+    for name in ("config.json", "cells.jsonl", "results.json", "results.csv", "head_ablation.png"):
+        assert (out / name).exists(), name
+    saved = json.loads((out / "results.json").read_text())
+    assert len(saved["records"]) == 2
+    for rec in saved["records"]:
+        for field, value in rec.items():
+            assert value is not None, field
+            if isinstance(value, float):
+                assert math.isfinite(value), field
+        assert 0.0 <= rec["distortion"] <= 1.0
+        assert len(rec["distortion_trajectory"]) == cfg.train.num_epochs
+    head = saved["summary"]["head"][0]
+    assert head["architecture"] == "lstm" and math.isfinite(head["ratio_ce_over_mse"])
+    assert not (out / "checkpoints" / "lorenz_lstm_ce_s320").exists()
+
+
+def _args(**kw):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    argv = ["ablation", "--no-progress", "--no-figures"]
+    for k, v in kw.items():
+        argv += [f"--{k}", str(v)]
+    return parser.parse_args(argv)
+
+
+def test_cli_resumes_same_config_and_refuses_a_different_one(tiny_run, capsys):
+    cfg, out, result = tiny_run
+    before = (out / "cells.jsonl").read_text()
+    # same configuration: every cell is already recorded, so nothing is retrained
+    assert cli_main(_args(preset="tiny", architectures="lstm", out=out)) == 0
+    assert (out / "cells.jsonl").read_text() == before
+    assert "lstm" in capsys.readouterr().out
+    # a different configuration into the same directory is refused
+    assert cli_main(_args(preset="tiny", architectures="bert", out=out)) == 2
+    assert "different configuration" in capsys.readouterr().err
+    assert cli_main(_args(preset="nope", out=out)) == 2
+    assert cli_main(_args(preset="tiny", system="venus", out=out)) == 2

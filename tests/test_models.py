@@ -1,0 +1,174 @@
+"""geomtax.models: shapes, causality, overfitting, identical encoders, parameter counts."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from geomtax.experiments import TrainConfig, make_optimizer, make_train_step
+from geomtax.models import (
+    ARCHITECTURES,
+    EncoderConfig,
+    SequenceModel,
+    embed,
+    init_model,
+    random_code_table,
+    sequence_loss,
+)
+
+L = 8
+
+
+def tiny(arch: str, **kw) -> EncoderConfig:
+    base = dict(
+        d_model=16,
+        num_layers=2,
+        num_heads=2,
+        d_ff=32,
+        max_len=L,
+        vocab_size=12,
+        dropout=0.0,
+        attention_layers=(1,),
+        d_state=4,
+    )
+    base.update(kw)
+    return EncoderConfig(arch, **base)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_shapes_and_causality(arch, getkey):
+    """A future token cannot change an earlier position's output (every architecture)."""
+    model = init_model(tiny(arch), head="ce", seed=1)
+    tokens = jax.random.randint(getkey(), (3, L), 0, 12)
+    out = model(tokens)
+    assert out.shape == (3, L, 12)
+    assert model.encoder(tokens).shape == (3, L, 16)
+    assert embed(model, tokens).shape == (3, 16)
+    for k in (2, 5, L - 1):
+        changed = tokens.at[:, k].set((tokens[:, k] + 5) % 12)
+        out2 = model(changed)
+        # positions before k: identical (up to FFT round-off for the Hyena long convolution)
+        np.testing.assert_allclose(out2[:, :k], out[:, :k], atol=2e-5, rtol=0)
+        # position k itself does change (the model is not constant)
+        assert float(jnp.max(jnp.abs(out2[:, k] - out[:, k]))) > 1e-6
+
+
+def test_embed_is_mean_of_final_hidden_states(getkey):
+    """embed = position mean of the final (LayerNormed) hidden states, with or without blocks."""
+    model = init_model(tiny("bert"), head="mse", seed=2)
+    tokens = jax.random.randint(getkey(), (5, L), 0, 12)
+    hidden = np.asarray(model.encoder(tokens))
+    expected = hidden.mean(axis=1)
+    np.testing.assert_allclose(embed(model, tokens), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(embed(model, tokens, batch_size=2), expected, rtol=1e-5, atol=1e-6)
+    # final LayerNorm: every position has zero mean and unit variance before the affine (init 1/0)
+    np.testing.assert_allclose(hidden.mean(-1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(hidden.var(-1), 1.0, rtol=1e-3)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_each_model_overfits_a_tiny_batch(arch, getkey):
+    """40 AdamW steps on one fixed batch drive the CE loss far below its initial value."""
+    model = init_model(tiny(arch), head="ce", seed=3)
+    tokens = jax.random.randint(getkey(), (4, L), 0, 12)
+    values = jnp.zeros(tokens.shape)
+    cfg = TrainConfig(learning_rate=1e-2, weight_decay=0.0, num_epochs=1, batch_size=4)
+    opt = make_optimizer(cfg, 10_000)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    state = opt.init(params)
+    step = make_train_step(graphdef, cfg, opt)
+    key = getkey()
+    first = None
+    for i in range(40):
+        params, state, loss = step(params, rest, state, tokens, values, key, jnp.asarray(i))
+        first = float(loss) if first is None else first
+    final = float(sequence_loss(nnx.merge(graphdef, params, rest), tokens))
+    assert first > 2.0  # ~ log(12) at initialisation
+    assert final < 0.25 * first, (first, final)
+
+
+def test_ce_and_mse_heads_share_the_identical_encoder():
+    cfg = tiny("striped_hyena")
+    ce = init_model(cfg, head="ce", seed=7)
+    mse = init_model(cfg, head="mse", seed=7)
+    assert ce.encoder_config == mse.encoder_config
+    enc_ce = nnx.state(ce.encoder, nnx.Param)
+    enc_mse = nnx.state(mse.encoder, nnx.Param)
+    assert jax.tree.structure(enc_ce) == jax.tree.structure(enc_mse)
+    for a, b in zip(jax.tree.leaves(enc_ce), jax.tree.leaves(enc_mse), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert ce.head.kernel.shape == (16, 12)
+    assert mse.head.kernel.shape == (16, 1)
+
+
+def test_losses_against_numpy(getkey):
+    """Next-token CE and next-value MSE computed independently with NumPy."""
+    tokens = jax.random.randint(getkey(), (3, L), 0, 12)
+    values = jax.random.uniform(getkey(), (3, L))
+    ce = init_model(tiny("lstm"), head="ce", seed=0)
+    logits = np.asarray(ce(tokens[:, :-1]), np.float64)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    tgt = np.asarray(tokens[:, 1:])
+    expected = -np.take_along_axis(logp, tgt[..., None], -1).mean()
+    np.testing.assert_allclose(sequence_loss(ce, tokens), expected, rtol=1e-5)
+    mse = init_model(tiny("lstm"), head="mse", seed=0)
+    pred = np.asarray(mse(tokens[:, :-1]))[..., 0]
+    expected = ((pred - np.asarray(values)[:, 1:]) ** 2).mean()
+    np.testing.assert_allclose(sequence_loss(mse, tokens, values), expected, rtol=1e-5)
+    table = random_code_table(12, 5, key=getkey())
+    code = init_model(tiny("lstm"), head="code", code_table=table, seed=0)
+    pred = np.asarray(code(tokens[:, :-1]))
+    expected = ((pred - np.asarray(table)[tgt]) ** 2).mean()
+    np.testing.assert_allclose(sequence_loss(code, tokens), expected, rtol=1e-5)
+    # the code table is not a trainable parameter
+    assert all(x.shape != table.shape for x in jax.tree.leaves(nnx.state(code, nnx.Param)))
+
+
+def test_random_code_table_orthonormal(getkey):
+    t = np.asarray(random_code_table(6, 8, key=getkey()))
+    np.testing.assert_allclose(t @ t.T, np.eye(6), atol=1e-5)
+    t = np.asarray(random_code_table(10, 3, key=getkey()))
+    np.testing.assert_allclose(np.linalg.norm(t, axis=1), 1.0, rtol=1e-5)
+
+
+def test_reference_parameter_counts():
+    """SmallBERT and SmallMamba match the PyTorch reference counts exactly (REFERENCE 4.1)."""
+    counts = {}
+    for arch in ("bert", "mamba"):
+        abstract = nnx.eval_shape(lambda a=arch: SequenceModel(EncoderConfig(a), rngs=nnx.Rngs(0)))
+        counts[arch] = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(abstract)))
+    assert counts == {"bert": 3_422_978, "mamba": 2_017_026}
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="architecture"):
+        EncoderConfig("gpt")
+    with pytest.raises(ValueError, match="attention_layers"):
+        EncoderConfig("striped_hyena", num_layers=2, attention_layers=(3,))
+    with pytest.raises(ValueError, match="head"):
+        SequenceModel(tiny("lstm"), head="softmax", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="code_table"):
+        SequenceModel(tiny("lstm"), head="code", rngs=nnx.Rngs(0))
+    model = init_model(tiny("bert"), head="ce", seed=0)
+    with pytest.raises(ValueError, match="max_len"):
+        model(jnp.zeros((1, L + 1), jnp.int32))
+    with pytest.raises(TypeError, match="integers"):
+        model(jnp.zeros((1, L)))
+    with pytest.raises(ValueError, match="values"):
+        sequence_loss(init_model(tiny("lstm"), head="mse"), jnp.zeros((2, L), jnp.int32))
+
+
+def test_sequence_loss_gradient_is_optax_compatible(getkey):
+    model = init_model(tiny("mamba"), head="mse", seed=0)
+    tokens = jax.random.randint(getkey(), (2, L), 0, 12)
+    values = jax.random.uniform(getkey(), (2, L))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def loss(p):
+        return sequence_loss(nnx.merge(graphdef, p, rest), tokens, values)
+
+    grads = jax.grad(loss)(params)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+    assert optax.global_norm(grads) > 0
