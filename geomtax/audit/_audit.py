@@ -202,7 +202,9 @@ def run(
         labels: optional ``(n,)`` labels, kept in the record (row filtering applies).
         thresholds: :class:`RegimeThresholds`.
         mi_options: keyword options for ``calibrated_mi`` (e.g. ``num_steps``, ``num_seeds``).
-        rd_options: keyword options for ``rd_curve_from_samples`` (e.g. ``num_codes``, ``betas``).
+        rd_options: keyword options for ``rd_curve_from_samples``; defaults
+            ``num_codes = min(256, n // 4)``, ``betas = geomspace(0.1, 100, 16)``,
+            ``throw=False`` (non-converged points are flagged in ``converged``).
         knn_k: neighbours for the k-NN overlap.
         max_drop_fraction: error if more than this fraction of a model's rows is bad.
         compute_rd: compute the R(D) curve.
@@ -402,7 +404,14 @@ def _audit_one(
 
     if compute_rd:
         rdf = _core("rd", "rd_curve_from_samples")
-        curve = rdf(xc, key=k_rd, **rd_options)
+        opts = {
+            "num_codes": int(min(256, max(2, n // 4))),
+            "betas": jnp.geomspace(0.1, 100.0, 16),
+            "throw": False,
+            **rd_options,
+        }
+        opts["betas"] = jnp.asarray(opts["betas"], dtype=xc.dtype)
+        curve = rdf(xc, key=k_rd, **opts)
         rec["rd_curve"] = {
             f: np.asarray(getattr(curve, f)).tolist()
             for f in ("beta", "rate", "distortion", "rate_upper", "rate_lower", "gap", "converged")
