@@ -49,7 +49,7 @@ def test_grad_matches_single_device(getkey):
     g0 = jax.grad(loss(lambda x: pairwise_distances(x, y)))(x)
     assert_tree_close(g, g0)
     jax.test_util.check_grads(
-        loss(lambda x: sharded_pairwise_distances(x, y, mesh=MESH, metric="sqeuclidean")),
+        jax.jit(loss(lambda x: sharded_pairwise_distances(x, y, mesh=MESH, metric="sqeuclidean"))),
         (x,),
         order=1,
         modes=["rev"],
