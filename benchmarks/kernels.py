@@ -105,8 +105,10 @@ def run(*, size: str = "small", repeats: int = 5) -> list[dict]:
             from geomtax.parallel import make_mesh, sharded_pairwise_distances
 
             mesh = make_mesh()
-            sharded = lambda x: sharded_pairwise_distances(x, mesh=mesh, metric="sqeuclidean")
-            t = time_call(lambda: sharded(x), repeats=repeats)
+            sharded = jax.jit(
+                lambda x: sharded_pairwise_distances(x, mesh=mesh, metric="sqeuclidean")
+            )
+            t = time_jitted(sharded, x, repeats=repeats)
             rows.append(
                 _finish(
                     f"sharded sqeuclidean x{mesh.size}",
