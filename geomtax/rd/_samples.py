@@ -114,6 +114,7 @@ def rd_curve_from_samples(
     tol: ScalarLike | None = None,
     throw: bool = True,
     beta_batch_size: int | None = 8,
+    num_iters: int = 100,
 ) -> RDCurve:
     r"""R(D) curve of a sample cloud: :func:`quantize_for_rd` then :func:`rd_curve`.
 
@@ -138,6 +139,7 @@ def rd_curve_from_samples(
         tol: BA gap tolerance in nats.
         throw: raise if a point did not converge.
         beta_batch_size: see :func:`rd_curve`.
+        num_iters: Lloyd iterations for each k-means.
 
     Returns:
         An :class:`RDCurve` (nats; distortion normalized as above).
@@ -155,7 +157,13 @@ def rd_curve_from_samples(
         (True, True)
     """
     p_x, dm, _ = quantize_for_rd(
-        x, key=key, num_codes=num_codes, num_cells=num_cells, codes=codes, distortion=distortion
+        x,
+        key=key,
+        num_codes=num_codes,
+        num_cells=num_cells,
+        codes=codes,
+        distortion=distortion,
+        num_iters=num_iters,
     )
     return rd_curve(
         p_x,
