@@ -6,7 +6,8 @@ Rows (all timings exclude compilation, reported separately as ``compile_s``):
   Gaussians; ``steps_per_s`` and the estimate next to the true MI.
 * ``mine_vmap32`` vs ``mine_sequential32``: 32 fits (32 seeds) in one ``vmap``-ed call versus 32
   calls of the same compiled single fit, in the same run; ``throughput_ratio`` = sequential time /
-  vmapped time (target >= 4 on a 2-core CPU).
+  vmapped time (target >= 4 on a 2-core CPU). The ``*_small`` rows repeat this with a (32,)
+  critic, where per-step overhead rather than matrix products dominates a single fit.
 * ``ksg``: :func:`geomtax.info.ksg_mi` (float32, tiled) versus scikit-learn's
   ``mutual_info_regression`` (1-D, k = 3) at n = 2,000 (and 20,000 with ``--size full``);
   ``speedup`` = sklearn time / geomtax time, and ``abs_diff_f64`` is the difference of the values
@@ -37,9 +38,11 @@ def _gaussian(n, seed, dtype=np.float32):
     return x.astype(dtype), y.astype(dtype)
 
 
-def _neural_rows(num_steps: int, num_critics: int, repeats: int) -> list[dict]:
+def _neural_rows(
+    num_steps: int, num_critics: int, repeats: int, hidden=(256, 128), tag=""
+) -> list[dict]:
     x, y = (jnp.asarray(a) for a in _gaussian(2000, 0))
-    opts = dict(estimator="mine", num_steps=num_steps, learning_rate=1e-3)
+    opts = dict(estimator="mine", num_steps=num_steps, learning_rate=1e-3, hidden=hidden)
 
     single = eqx.filter_jit(lambda a, b, k: mutual_information(a, b, key=k, **opts).value)
     many = eqx.filter_jit(
@@ -58,7 +61,8 @@ def _neural_rows(num_steps: int, num_critics: int, repeats: int) -> list[dict]:
     ts = time_call(sequential, repeats=max(1, repeats // 2))
     rows = [
         dict(
-            name="mine_single",
+            name="mine_single" + tag,
+            hidden=str(hidden),
             n=2000,
             critics=1,
             num_steps=num_steps,
@@ -70,7 +74,8 @@ def _neural_rows(num_steps: int, num_critics: int, repeats: int) -> list[dict]:
             true_nats=TRUE_MI,
         ),
         dict(
-            name="mine_vmap32",
+            name="mine_vmap32" + tag,
+            hidden=str(hidden),
             n=2000,
             critics=num_critics,
             num_steps=num_steps,
@@ -84,7 +89,8 @@ def _neural_rows(num_steps: int, num_critics: int, repeats: int) -> list[dict]:
             throughput_ratio=ts.median_s / tv.median_s,
         ),
         dict(
-            name="mine_sequential32",
+            name="mine_sequential32" + tag,
+            hidden=str(hidden),
             n=2000,
             critics=num_critics,
             num_steps=num_steps,
@@ -151,15 +157,22 @@ def run(*, size: str = "small", repeats: int = 5) -> list[dict]:
         raise ValueError(f"size must be 'small' or 'full', got {size!r}")
     if size == "small":
         rows = _neural_rows(num_steps=50, num_critics=32, repeats=min(repeats, 3))
+        rows += _neural_rows(
+            num_steps=200, num_critics=32, repeats=min(repeats, 3), hidden=(32,), tag="_small"
+        )
         rows += _ksg_rows([2000], repeats=repeats)
     else:
         rows = _neural_rows(num_steps=500, num_critics=32, repeats=repeats)
+        rows += _neural_rows(
+            num_steps=2000, num_critics=32, repeats=repeats, hidden=(32,), tag="_small"
+        )
         rows += _ksg_rows([2000, 20000], repeats=min(repeats, 3))
     return rows
 
 
 COLUMNS = [
     "name",
+    "hidden",
     "n",
     "critics",
     "num_steps",
