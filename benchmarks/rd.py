@@ -150,6 +150,7 @@ def _bench_curve(spec, repeats):
             "peak_rss_mb": t.peak_rss_mb,
         }
         ok = np.isfinite(lin_rate)
+        lin_diff = float(np.max(np.abs(rate[ok] - lin_rate[ok]))) if ok.any() else None
         rows.append(
             common
             | {
@@ -167,9 +168,7 @@ def _bench_curve(spec, repeats):
                 "baseline": "numpy-linear (exp kernel)",
                 "baseline_s": t_lin,
                 "ratio": t_lin / t.median_s,
-                "max_rate_diff": float(np.max(np.abs(rate[ok] - lin_rate[ok])))
-                if ok.any()
-                else None,
+                "max_rate_diff": lin_diff,
                 "note": f"linear baseline NaN on {lin_nan} betas; monotone "
                 f"{bool(curve.monotone)}, convex {bool(curve.convex)}",
             }
