@@ -358,6 +358,7 @@ def test_bilipschitz_matches_numpy_and_duplicate_rule(x64):
 # ----------------------------------------------------------------------------- stability
 
 
+@pytest.mark.slow
 def test_feature_split_stability_structure_vs_noise():
     rng = _rng(18)
     z = rng.normal(size=(40, 3))

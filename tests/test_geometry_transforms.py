@@ -76,7 +76,10 @@ SLOW_ROWS = {
     "distortion_report",
     "identifiable_composite_stability",
     "sample_split_stability",
+    "feature_split_stability",
 }
+#: the smooth quantities the issue names as loss terms get a gradient check in the default run
+DEFAULT_GRAD_ROWS = {"cka", "procrustes_distortion", "rdm_drift", "stress"}
 #: public names that are not functions of (x, y) arrays
 NOT_ARRAY_FUNCTIONS = {"condensed_index"}
 
@@ -132,7 +135,13 @@ def test_jit_matches_disable_jit(name):
     _close(jax.jit(fn)(xs[0], ys[0]), eager)
 
 
-@pytest.mark.parametrize("name", sorted(n for n, (_, smooth) in ROWS.items() if smooth))
+@pytest.mark.parametrize(
+    "name",
+    [
+        n if n in DEFAULT_GRAD_ROWS else pytest.param(n, marks=pytest.mark.slow)
+        for n in sorted(n for n, (_, smooth) in ROWS.items() if smooth)
+    ],
+)
 def test_grad_matches_finite_differences(name, x64):
     fn, _ = ROWS[name]
     xs, ys = _problems(np.float64)
@@ -143,20 +152,30 @@ def test_grad_matches_finite_differences(name, x64):
     check_grads(scalar, (xs[0], ys[0]), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 
-def test_dense_and_tiled_agree_with_gradients():
+def _stress_fn(b):
+    return lambda x, y: gg.stress(x, y, block_size=b)
+
+
+def _pearson_fn(b):
+    return lambda x, y: (
+        gg.rdm_similarity(x, y, metric="euclidean", method="pearson", block_size=b).value
+    )
+
+
+@pytest.mark.parametrize(
+    "make", [_stress_fn, pytest.param(_pearson_fn, marks=pytest.mark.slow)], ids=["stress", "rdm"]
+)
+def test_dense_and_tiled_agree_with_gradients(make):
     xs, ys = _problems()
     x, y = xs[0], ys[0]
+    dense, tiled = make(None), make(5)
+    _close(dense(x, y), tiled(x, y))
+    _close(jax.grad(dense, argnums=(0, 1))(x, y), jax.grad(tiled, argnums=(0, 1))(x, y))
 
-    def pearson(b):
-        return lambda x, y: (
-            gg.rdm_similarity(x, y, metric="euclidean", method="pearson", block_size=b).value
-        )
 
-    for f in (lambda b: lambda x, y: gg.stress(x, y, block_size=b), pearson):
-        dense, tiled = f(None), f(5)
-        _close(dense(x, y), tiled(x, y))
-        _close(jax.grad(dense, argnums=(0, 1))(x, y), jax.grad(tiled, argnums=(0, 1))(x, y))
+def test_procrustes_gradient_finite_at_zero_distortion():
     # zero distortion is a kink of sqrt: the zero-safe root gives a finite (zero) gradient
+    x = _problems()[0][0]
     g = jax.grad(lambda a: gg.procrustes_distortion(a, 2.0 * a))(x)
     assert np.isfinite(np.asarray(g)).all()
 

@@ -344,7 +344,7 @@ def perturbation_coherence(
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> xc = jax.random.normal(jax.random.key(0), (30, 3))
-        >>> r = perturbation_coherence(xc, xc + jnp.array([5.0, 0.0, 0.0]))
+        >>> r = perturbation_coherence(xc, xc + jnp.array([[5.0, 0.0, 0.0]]))
         >>> float(r.value) > 0.9
         True
     """
