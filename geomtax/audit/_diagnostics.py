@@ -136,7 +136,11 @@ def js_distance(logits_p: Float[Array, "... V"], logits_q: Float[Array, "... V"]
     if lp.shape != lq.shape:
         raise ValueError(f"logits_p and logits_q shapes differ: {lp.shape} vs {lq.shape}")
     jsd = ensemble_jsd(jnp.stack([lp, lq]))
-    return jnp.sqrt(jnp.clip(jsd / jnp.log(2.0).astype(jsd.dtype), 0.0, 1.0))
+    # Identical distributions give exactly 0 (float rounding would otherwise leave sqrt(~1e-8));
+    # the double where keeps the gradient finite there.
+    same = jnp.all(lp == lq, axis=-1)
+    safe = jnp.where(same, jnp.ones_like(jsd), jsd / jnp.log(2.0).astype(jsd.dtype))
+    return jnp.where(same, jnp.zeros_like(jsd), jnp.sqrt(jnp.clip(safe, 0.0, 1.0)))
 
 
 @_checked
