@@ -140,3 +140,22 @@ def test_fisher_bad_input():
         ga.empirical_fisher(lambda p, x, y: x, {"w": jnp.ones(1)}, jnp.ones(3), jnp.ones(2))
     with pytest.raises(ValueError, match="at least one example"):
         ga.empirical_fisher(lambda p, x, y: x, {"w": jnp.ones(1)}, jnp.ones((0,)), jnp.ones(0))
+
+
+def test_member_embedding_stability_known_cases(getkey):
+    rng = np.random.default_rng(7)
+    e1 = rng.normal(size=(40, 6)).astype(np.float32)
+    q = np.linalg.qr(rng.normal(size=(6, 6)))[0].astype(np.float32)
+    e2 = 2.0 * e1 @ q  # same geometry up to rotation and scale
+    e3 = rng.normal(size=(40, 6)).astype(np.float32)  # an unrelated member
+    out = ga.member_embedding_stability([e1, e2, e3], key=getkey(), k=5)
+    assert out["knn_overlap"][0, 1] == pytest.approx(1.0)
+    assert out["rdm_spearman"][0, 1] == pytest.approx(1.0, abs=1e-5)
+    assert out["procrustes_disparity"][0, 1] == pytest.approx(0.0, abs=1e-4)
+    assert out["procrustes_disparity"][0, 2] > 0.3 and out["knn_overlap"][0, 2] < 0.5
+    # scipy's procrustes disparity is the oracle for the unrelated pair.
+    from scipy.spatial import procrustes
+
+    assert out["procrustes_disparity"][0, 2] == pytest.approx(procrustes(e1, e3)[2], abs=1e-4)
+    with pytest.raises(ValueError, match="at least 2"):
+        ga.member_embedding_stability([e1], key=getkey())

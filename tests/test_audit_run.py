@@ -278,6 +278,7 @@ def test_cli_on_files(planted, tmp_path, capsys):
     not hasattr(geomtax.rd, "rd_curve_from_samples"),
     reason="geomtax.rd.rd_curve_from_samples not available",
 )
+@pytest.mark.slow
 def test_rd_curve_recorded(planted):
     models, f, _, _ = planted
     rep = ga.run(
