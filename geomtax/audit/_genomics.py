@@ -18,7 +18,9 @@ import jax
 import numpy as np
 
 DNA_ALPHABET = "ACGT"
+"""The DNA alphabet, in the index order used by every k-mer table."""
 PROTEIN_ALPHABET = "ACDEFGHIKLMNPQRSTVWY"
+"""The 20 standard amino acids, in feature order."""
 _COMPLEMENT = str.maketrans("ACGTacgt", "TGCAtgca")
 
 #: Kyte & Doolittle (1982) hydropathy index, J. Mol. Biol. 157:105-132.
