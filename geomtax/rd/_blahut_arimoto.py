@@ -44,12 +44,17 @@ class RDSolution(eqx.Module):
 
 
 class RDCurve(eqx.Module):
-    """A whole R(D) curve from :func:`rd_curve` (arrays of shape (num_betas,), nats).
+    r"""A whole R(D) curve from :func:`rd_curve` (arrays of shape (num_betas,), nats).
 
     Attributes:
         beta: the slopes' magnitudes, in the order given.
-        rate, distortion, rate_upper, rate_lower, gap, num_steps, converged: as in
-            :class:`RDSolution`, one entry per ``beta``.
+        rate: (b,) $I(X;\hat X)$ per point, nats.
+        distortion: (b,) $D_\beta$ per point.
+        rate_upper: (b,) $R_U$ per point.
+        rate_lower: (b,) $R_L$ per point.
+        gap: (b,) $R_U - R_L$ per point.
+        num_steps: (b,) iterations per point.
+        converged: (b,) per-point convergence flags.
         monotone: scalar flag, rate is non-increasing in distortion (up to the certified gaps).
         convex: scalar flag, rate is convex in distortion (chord slopes non-decreasing, up to
             the certified gaps).
