@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._custom_types import ArrayLike, KeyArray
 from ._embeddings import filter_rows, pool_embeddings
 from ._regimes import REGIMES, RegimeThresholds, classify_regimes
 
@@ -168,10 +169,10 @@ def _safe_div(a, b) -> float:
 def run(
     models: Mapping[str, ModelEmbeddings | Any],
     *,
-    features,
-    key,
+    features: ArrayLike,
+    key: KeyArray,
     local_features: Sequence[Any] = (),
-    labels=None,
+    labels: ArrayLike | None = None,
     thresholds: RegimeThresholds = RegimeThresholds(),
     mi_options: Mapping[str, Any] | None = None,
     rd_options: Mapping[str, Any] | None = None,

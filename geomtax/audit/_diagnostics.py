@@ -8,6 +8,7 @@ unnormalised log-probabilities) over the last axis and normalise them with ``log
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._custom_types import ArrayLike, KeyArray
 from .._errors import is_traced
 
 
@@ -167,7 +169,7 @@ def pairwise_js_distance(logits: Float[Array, "m ... V"]) -> Float[Array, "m m"]
 def member_embedding_stability(
     embeddings: Sequence[Float[Array, "n d"]],
     *,
-    key,
+    key: KeyArray,
     k: int = 10,
     max_pairs: int | None = None,
 ) -> dict[str, np.ndarray]:
@@ -228,12 +230,12 @@ def _value(result):
 
 def empirical_fisher(
     log_likelihood: Callable,
-    params,
-    x,
-    y,
+    params: Any,
+    x: ArrayLike,
+    y: ArrayLike,
     *,
     batch_size: int | None = None,
-):
+) -> Any:
     r"""Empirical Fisher information (trace) of every parameter array, averaged over examples.
 
     .. math:: F_\theta = \frac1N \sum_{n=1}^N \big\|\nabla_\theta \log p(y_n \mid x_n)\big\|^2
@@ -308,7 +310,7 @@ def _fisher(log_likelihood, diff, static, x, y, batch_size):
     return jax.tree_util.tree_map(lambda t: t / n, total)
 
 
-def fisher_by_layer(fisher, *, depth: int | None = None) -> dict[str, float]:
+def fisher_by_layer(fisher: Any, *, depth: int | None = None) -> dict[str, float]:
     """Sum per-parameter Fisher traces into layers and return each layer's value.
 
     A leaf's layer is its pytree path without the last entry (e.g. ``params/Dense_0`` for

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from .._custom_types import ArrayLike
 
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".joblib")
 _PICKLE_MAGIC = b"\x80"
@@ -183,10 +186,10 @@ def load_labels(path: str | Path, *, name: str | None = None) -> np.ndarray:
 
 
 def pool_embeddings(
-    x,
+    x: ArrayLike,
     *,
     window: tuple[int, int] | None = None,
-    mask=None,
+    mask: ArrayLike | None = None,
 ) -> np.ndarray:
     """Mean-pool per-position embeddings ``(n, L, d)`` to ``(n, d)``.
 
@@ -204,6 +207,8 @@ def pool_embeddings(
 
     Examples:
         >>> import numpy as np
+
+    from .._custom_types import ArrayLike
         >>> x = np.arange(12.0).reshape(1, 4, 3)
         >>> pool_embeddings(x, window=(1, 3))
         array([[4.5, 5.5, 6.5]])
@@ -231,7 +236,7 @@ def pool_embeddings(
 
 
 def filter_rows(
-    *arrays,
+    *arrays: ArrayLike,
     min_norm: float = 1e-6,
     max_drop_fraction: float = 0.1,
     names: Sequence[str] | None = None,
@@ -255,6 +260,8 @@ def filter_rows(
 
     Examples:
         >>> import numpy as np
+
+    from .._custom_types import ArrayLike
         >>> x = np.array([[1.0, 0.0], [np.nan, 1.0], [0.0, 2.0]])
         >>> (xf,), kept = filter_rows(x, max_drop_fraction=0.5)
         >>> kept
@@ -317,6 +324,8 @@ def embed_sequences(
 
     Examples:
         >>> import numpy as np
+
+    from .._custom_types import ArrayLike
         >>> embed_sequences(lambda b: np.array([[len(s)] for s in b]), ["A", "AC", "ACG"],
         ...                 batch_size=2, progress=False)[:, 0]
         array([1, 2, 3])
@@ -344,8 +353,8 @@ def embed_sequences(
 
 
 def huggingface_embed_fn(
-    model,
-    tokenizer,
+    model: Any,
+    tokenizer: Any,
     *,
     layer: int = -1,
     pooling: str = "mean",

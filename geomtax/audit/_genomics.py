@@ -17,6 +17,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from .._custom_types import KeyArray
+
 DNA_ALPHABET = "ACGT"
 """The DNA alphabet, in the index order used by every k-mer table."""
 PROTEIN_ALPHABET = "ACDEFGHIKLMNPQRSTVWY"
@@ -65,7 +67,7 @@ CTCF_MOTIF = "CCGCGNGGNGGCAG"
 _ON_INVALID = ("raise", "drop")
 
 
-def rng_from_key(key) -> np.random.Generator:
+def rng_from_key(key: KeyArray) -> np.random.Generator:
     """Return a NumPy ``Generator`` seeded deterministically from a JAX key.
 
     Args:
@@ -474,7 +476,11 @@ def _markov_codes(rng, n, length, initial, transition):
 
 
 def texture_matched_dna(
-    sequences: Sequence[str], *, key, scope: str = "per_sequence", pseudocount: float = 0.5
+    sequences: Sequence[str],
+    *,
+    key: KeyArray,
+    scope: str = "per_sequence",
+    pseudocount: float = 0.5,
 ) -> list[str]:
     """First-order Markov controls matched to ``sequences`` (same lengths).
 

@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._custom_types import KeyArray
 from ._embeddings import embed_sequences
 from ._genomics import (
     dinucleotide_shuffle,
@@ -228,7 +229,7 @@ def rc_texture_test(
     embed_fn: Callable[[list[str]], np.ndarray],
     sequences: Sequence[str],
     *,
-    key,
+    key: KeyArray,
     snp_rates: Sequence[float] = (0.01, 0.02, 0.05, 0.10),
     texture_scope: str = "per_sequence",
     num_bootstrap: int = 200,

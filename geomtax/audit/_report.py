@@ -9,8 +9,12 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from ._regimes import REGIME_LABELS, REGIMES
 
@@ -80,7 +84,7 @@ def _primary_regime(rec) -> str:
     return reg[0] if reg else "none"
 
 
-def plot_mi_distortion_map(report):
+def plot_mi_distortion_map(report) -> Figure:
     """Scatter of normalised MI versus mean Procrustes distortion, coloured by regime.
 
     Returns:
@@ -115,7 +119,7 @@ def plot_mi_distortion_map(report):
     c = np.nanmean([v for v in ceils if _finite(v)] or [np.nan])
     if _finite(f) and _finite(c) and c > 0:
         ax.axhline(f / c, color="grey", ls="--", lw=1, label="noise floor / ceiling")
-    ax.axvspan(0.5, 1.0, color="#f2d7d5", alpha=0.4, zorder=0)
+    ax.axvspan(0.5, 1.0, color="#f2d7d5", alpha=0.4, zorder=0, label="D >= 0.5")
     ax.set_xlim(0, 1)
     ax.set_xlabel("mean Procrustes distortion D (clean vs perturbed)")
     ax.set_ylabel("normalised MI (MI / ceiling)")
@@ -125,7 +129,7 @@ def plot_mi_distortion_map(report):
     return fig
 
 
-def plot_perturbation_stability(report, *, metric: str = "rdm_similarity"):
+def plot_perturbation_stability(report, *, metric: str = "rdm_similarity") -> Figure:
     """Grouped bars of a per-perturbation stability metric for every model.
 
     Returns:
@@ -150,7 +154,7 @@ def plot_perturbation_stability(report, *, metric: str = "rdm_similarity"):
     return fig
 
 
-def plot_rd_curves(report):
+def plot_rd_curves(report) -> Figure:
     """Rate (nats) against distortion of every model's R(D) curve."""
     import matplotlib.pyplot as plt
 
@@ -168,7 +172,7 @@ def plot_rd_curves(report):
     return fig
 
 
-def plot_local_global(report):
+def plot_local_global(report) -> Figure:
     """Bars of global versus mean local MI (nats) per model, with each model's floor."""
     import matplotlib.pyplot as plt
 
@@ -195,7 +199,7 @@ def plot_local_global(report):
     return fig
 
 
-def plot_fisher_shares(shares: dict, *, title: str = "Empirical Fisher share per layer"):
+def plot_fisher_shares(shares: dict, *, title: str = "Empirical Fisher share per layer") -> Figure:
     """Horizontal bars of per-layer Fisher shares (:func:`geomtax.audit.fisher_shares`)."""
     import matplotlib.pyplot as plt
 
