@@ -1,10 +1,11 @@
 """Track I(hidden layer; ground-truth state) while a small model trains (pure JAX + optax).
 
 A 2-D ground-truth state (a point on a noisy circle) is hidden among 14 high-variance distractor
-inputs. A small tanh MLP (4 hidden units) learns to denoise the state ``(cos theta, sin theta)``. Every few steps we save
-the hidden-layer activations; at the end, all snapshots are scored in **one** vmapped
-:func:`geomtax.info.mutual_information` call (MINE), and with KSG for comparison. The MI between
-the hidden layer and the state rises as the network learns to ignore the distractors.
+inputs. A small tanh MLP (4 hidden units) learns to denoise the state ``(cos theta, sin theta)``.
+Every few steps we save the hidden-layer activations; at the end, all snapshots are scored in
+**one** vmapped :func:`geomtax.info.mutual_information` call (MINE), and with KSG for
+comparison. The MI between the hidden layer and the state rises as the network learns to ignore
+the distractors.
 
 Run: ``python examples/mi_tracking.py`` (about 30 s on a laptop CPU; ``--tiny`` for a smoke run).
 """
@@ -51,8 +52,8 @@ def predict(params, x):
 
 def main(tiny: bool = False) -> dict:
     n = 512 if tiny else 2000
-    train_steps = 60 if tiny else 1500
-    every = 20 if tiny else 250
+    train_steps = 60 if tiny else 300
+    every = 20 if tiny else 30
     mine_steps = 50 if tiny else 1500
 
     key = jax.random.key(0)

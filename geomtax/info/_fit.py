@@ -308,8 +308,8 @@ def mutual_information(
     Neural estimators (``"mine"``, ``"dv"``, ``"nwj"``, ``"infonce"``, ``"smile"``) train a
     critic :math:`T_\theta` by Adam (with global-norm gradient clipping) to maximise the chosen
     lower bound (see :func:`dv_bound` and friends) on minibatches of ``batch_size`` rows for
-    ``num_steps`` steps, shuffling the rows once per epoch as the reference does; the whole fit is one
-    ``lax.scan`` inside one compiled program. ``"ksg"`` calls :func:`ksg_mi`.
+    ``num_steps`` steps, shuffling the rows once per epoch as the reference does; the whole fit
+    is one ``lax.scan`` inside one compiled program. ``"ksg"`` calls :func:`ksg_mi`.
 
     Two documented ways to turn a fit into a number (REFERENCE section 6.1):
 
