@@ -5,10 +5,10 @@ training loss. ``xs`` (b, d_x) and ``ys`` (b, d_y) are a minibatch of joint samp
 by row. Samples from the product of marginals are made from the same batch:
 
 * ``negatives="shift"`` (default for DV, MINE, NWJ, SMILE): the pairs
-  :math:`(x_i, y_{(i-1) \bmod b})`, b scores, i.e. the batch's ``y`` rolled by one row. Because
+  \((x_i, y_{(i-1) \bmod b})\), b scores, i.e. the batch's ``y`` rolled by one row. Because
   minibatches are drawn at random, this is a deterministic derangement and equivalent in law to
   the reference's in-batch permutation (which may leave fixed points); it costs b critic calls.
-* ``negatives="all"``: every off-diagonal pair :math:`(x_i, y_j), i \ne j`, b(b - 1) scores
+* ``negatives="all"``: every off-diagonal pair \((x_i, y_j), i \ne j\), b(b - 1) scores
   (lower variance, b times the cost).
 
 InfoNCE always uses the full (b, b) score matrix. Dropout in the critic is active only when a
@@ -64,11 +64,11 @@ def dv_bound(
 ) -> Float[Array, ""]:
     r"""Donsker–Varadhan lower bound (the reference MINE objective), in nats.
 
-    .. math:: \hat I_{DV} = \frac{1}{b}\sum_i T(x_i, y_i)
-        - \log \frac{1}{m}\sum_{(i,j) \in \mathcal{N}} e^{T(x_i, y_j)}
+    $$\hat I_{DV} = \frac{1}{b}\sum_i T(x_i, y_i)
+    - \log \frac{1}{m}\sum_{(i,j) \in \mathcal{N}} e^{T(x_i, y_j)}$$
 
     (Belghazi et al. 2018, eq. 10; Poole et al. 2019, eq. 9). The minibatch log-mean-exp is biased
-    upward as an *estimate* (Jensen) and its gradient is biased; see :func:`mine_bound`. The
+    upward as an *estimate* (Jensen) and its gradient is biased; see `mine_bound`. The
     variance grows roughly exponentially with the true MI.
 
     Args:
@@ -104,8 +104,8 @@ def nwj_bound(
 ) -> Float[Array, ""]:
     r"""Nguyen–Wainwright–Jordan (f-divergence, "MINE-f") lower bound, in nats.
 
-    .. math:: \hat I_{NWJ} = \frac{1}{b}\sum_i T(x_i, y_i)
-        - e^{-1} \frac{1}{m}\sum_{(i,j) \in \mathcal{N}} e^{T(x_i, y_j)}
+    $$\hat I_{NWJ} = \frac{1}{b}\sum_i T(x_i, y_i)
+    - e^{-1} \frac{1}{m}\sum_{(i,j) \in \mathcal{N}} e^{T(x_i, y_j)}$$
 
     (Poole et al. 2019, eq. 11). Unbiased in the minibatch, with high variance that grows
     exponentially with the true MI; it may be negative at small sample sizes.
@@ -142,12 +142,12 @@ def infonce_bound(
 ) -> Float[Array, ""]:
     r"""InfoNCE (contrastive predictive coding) lower bound, in nats.
 
-    .. math:: \hat I_{NCE} = \frac{1}{b}\sum_{i=1}^{b}
-        \log \frac{e^{f(x_i, y_i)}}{\frac{1}{b}\sum_{j=1}^{b} e^{f(x_i, y_j)}} \le \log b
+    $$\hat I_{NCE} = \frac{1}{b}\sum_{i=1}^{b}
+    \log \frac{e^{f(x_i, y_i)}}{\frac{1}{b}\sum_{j=1}^{b} e^{f(x_i, y_j)}} \le \log b$$
 
     (van den Oord et al. 2018; Poole et al. 2019, eq. 12). Low variance, but **capped at
     log b by construction**: with batch 64 it can never exceed 4.159 nats, so it underestimates
-    large MI. Uses the full (b, b) score matrix; pair it with :class:`SeparableCritic` for large b.
+    large MI. Uses the full (b, b) score matrix; pair it with `SeparableCritic` for large b.
 
     Args:
         critic: Critic scoring one pair.
@@ -184,9 +184,9 @@ def smile_bound(
 ) -> Float[Array, ""]:
     r"""SMILE: the Donsker–Varadhan bound with a clipped partition term, in nats.
 
-    .. math:: \hat I_{SMILE} = \frac{1}{b}\sum_i T(x_i, y_i)
-        - \log \frac{1}{m}\sum_{(i,j) \in \mathcal{N}}
-          \mathrm{clip}\big(e^{T(x_i, y_j)}, e^{-\tau}, e^{\tau}\big)
+    $$\hat I_{SMILE} = \frac{1}{b}\sum_i T(x_i, y_i)
+    - \log \frac{1}{m}\sum_{(i,j) \in \mathcal{N}}
+    \mathrm{clip}\big(e^{T(x_i, y_j)}, e^{-\tau}, e^{\tau}\big)$$
 
     (Song & Ermon 2020, eq. 17). Clipping bounds the variance of the partition estimate at the
     price of bias; ``tau`` trades one against the other (``tau -> inf`` recovers DV).
@@ -195,7 +195,7 @@ def smile_bound(
     joint scores while the clipped partition term stays at most ``tau``), so, as in Song &
     Ermon's implementation, the returned scalar has the clipped-DV **value** but the **gradient**
     of the Jensen–Shannon (f-GAN) bound
-    :math:`-\overline{\mathrm{softplus}(-T_{joint})} - \overline{\mathrm{softplus}(T_{neg})}`,
+    \(-\overline{\mathrm{softplus}(-T_{joint})} - \overline{\mathrm{softplus}(T_{neg})}\),
     whose optimal critic is the log density ratio.
 
     Args:
@@ -245,7 +245,7 @@ class MineState(eqx.Module):
 
 
 def init_mine_state(dtype=jnp.float32) -> MineState:
-    """Initial :class:`MineState` (empty moving average).
+    """Initial `MineState` (empty moving average).
 
     Examples:
         >>> from geomtax.info import *
@@ -267,13 +267,13 @@ def mine_bound(
 ) -> tuple[Float[Array, ""], tuple[Float[Array, ""], MineState]]:
     r"""MINE: the DV bound with the moving-average correction of its gradient bias.
 
-    The minibatch gradient of :math:`\log \bar Z`, with :math:`\bar Z = \frac1m\sum e^{T}`, is
-    :math:`\nabla \bar Z / \bar Z`, biased because :math:`\bar Z` is a noisy denominator.
+    The minibatch gradient of \(\log \bar Z\), with \(\bar Z = \frac1m\sum e^{T}\), is
+    \(\nabla \bar Z / \bar Z\), biased because \(\bar Z\) is a noisy denominator.
     MINE (Belghazi et al. 2018, section 3.2) divides by a moving average instead:
 
-    .. math:: \mathrm{EMA}_t = (1-\alpha)\,\mathrm{EMA}_{t-1} + \alpha \bar Z_t,\qquad
-        \mathcal{L}_{\text{surrogate}} = \frac1b\sum_i T(x_i, y_i)
-        - \frac{\bar Z_t}{\mathrm{sg}(\mathrm{EMA}_t)}
+    $$\mathrm{EMA}_t = (1-\alpha)\,\mathrm{EMA}_{t-1} + \alpha \bar Z_t,\qquad
+    \mathcal{L}_{\text{surrogate}} = \frac1b\sum_i T(x_i, y_i)
+    - \frac{\bar Z_t}{\mathrm{sg}(\mathrm{EMA}_t)}$$
 
     whose gradient is the corrected one (``sg``: stop-gradient). The reported estimate is the
     plain DV value. The average is kept in the log domain and lives in ``state``, which the
@@ -283,13 +283,13 @@ def mine_bound(
         critic: Critic scoring one pair.
         xs: Minibatch of ``x``, shape (b, d_x).
         ys: Minibatch of ``y``, shape (b, d_y).
-        state: Current :class:`MineState` (start from :func:`init_mine_state`).
-        ema_rate: The moving-average rate :math:`\alpha` in (0, 1].
+        state: Current `MineState` (start from `init_mine_state`).
+        ema_rate: The moving-average rate \(\alpha\) in (0, 1].
         key: Dropout key (``None``: deterministic critic).
         negatives: ``"shift"`` or ``"all"``.
 
     Returns:
-        ``(surrogate, (estimate, new_state))``: maximise ``surrogate`` (its value is not an MI);
+        ``(surrogate, (estimate, new_state))``: maximize ``surrogate`` (its value is not an MI);
         ``estimate`` is the DV bound in nats. The shape suits
         ``jax.value_and_grad(..., has_aux=True)`` on the negated surrogate.
 

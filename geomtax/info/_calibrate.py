@@ -1,4 +1,4 @@
-"""The paper's calibrated-MI protocol: ceiling, random-embedding noise floor, normalised MI."""
+"""The paper's calibrated-MI protocol: ceiling, random-embedding noise floor, normalized MI."""
 
 import equinox as eqx
 import jax
@@ -12,7 +12,7 @@ from ._preprocess import pca, zscore
 
 
 class CalibratedMIResult(eqx.Module):
-    """Output of :func:`calibrated_mi`; arrays only, in nats; per-seed arrays have shape (s,).
+    """Output of `calibrated_mi`; arrays only, in nats; per-seed arrays have shape (s,).
 
     Attributes:
         mi: MI(truth, embedding) per seed.
@@ -67,34 +67,34 @@ def calibrated_mi(
        (skipped if ``d <= pca_dim`` or ``pca_dim is None``), then z-score it (constant features
        dropped and counted in ``num_constant``).
     2. For each of ``num_seeds`` seeds (all seeds run in one ``vmap``):
-       :math:`I_s = \hat I(T; E)`, the ceiling :math:`C_s = \hat I(T; T + \sigma Z)` with
-       :math:`\sigma` = ``noise_scale``, and the random baseline
-       :math:`R_s = \hat I(T; Z')`, :math:`Z' \sim N(0, I_{\text{random\_dim}})`.
+       \(I_s = \hat I(T; E)\), the ceiling \(C_s = \hat I(T; T + \sigma Z)\) with
+       \(\sigma\) = ``noise_scale``, and the random baseline
+       \(R_s = \hat I(T; Z')\), \(Z' \sim N(0, I_{\text{random\_dim}})\).
     3. Report means and standard deviations (ddof 0) over seeds, the noise floor
-       :math:`\bar R + 2\,\mathrm{sd}(R)`, the normalised MI :math:`\bar I / \bar C` and the
-       excess MI :math:`\bar I - \bar R`.
+       \(\bar R + 2\,\mathrm{sd}(R)\), the normalized MI \(\bar I / \bar C\) and the
+       excess MI \(\bar I - \bar R\).
 
     The ceiling is the estimator's achievable maximum at this n, not a true MI. The default
     estimator is the reference's plain DV with the training-tail estimate
-    (:func:`mine_train_tail`); every fit of one call uses the same estimator and options.
+    (`mine_train_tail`); every fit of one call uses the same estimator and options.
 
     Args:
         x_truth: Ground-truth features, shape (n, d_t), paired with ``x_embedding``.
         x_embedding: Embeddings, shape (n, d_e).
         key: PRNG key; seed s uses ``jax.random.split(key, num_seeds)[s]``.
         num_seeds: Number of seeds (static; reference 5).
-        estimator: Estimator name for :func:`mutual_information` (``"ksg"`` allowed).
+        estimator: Estimator name for `mutual_information` (``"ksg"`` allowed).
         pca_dim: PCA target dimension for the embedding, or ``None`` to skip.
         noise_scale: Standard deviation of the ceiling's added noise.
         random_dim: Dimension of the random Gaussian baseline embedding.
-        **mi_options: Further options of :func:`mutual_information` (``num_steps``, ...).
+        **mi_options: Further options of `mutual_information` (``num_steps``, ...).
 
     Returns:
-        A :class:`CalibratedMIResult`.
+        A `CalibratedMIResult`.
 
     Raises:
         ValueError: Mismatched rows, ``num_seeds < 1``, or any error of
-            :func:`mutual_information`.
+            `mutual_information`.
 
     Examples:
         >>> from geomtax.info import calibrated_mi

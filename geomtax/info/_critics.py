@@ -1,6 +1,6 @@
 r"""Equinox critics for variational mutual-information bounds.
 
-A critic :math:`T_\theta(x, y)` scores one pair ``(x, y)`` (STYLE rule 2). Bounds need two
+A critic \(T_\theta(x, y)\) scores one pair ``(x, y)`` (STYLE rule 2). Bounds need two
 derived forms, which every critic provides:
 
 * ``critic(x, y, *, key=None)``: the pointwise score of one pair, ``x`` (d_x,), ``y`` (d_y,);
@@ -87,7 +87,7 @@ class _MLP(eqx.Module):
 class ConcatCritic(AbstractCritic):
     r"""MLP critic on the concatenation ``[x, y]`` (the reference MINE critic).
 
-    .. math:: T_\theta(x, y) = \mathrm{MLP}_\theta([x; y]),
+    $$T_\theta(x, y) = \mathrm{MLP}_\theta([x; y]),$$
 
     with ``Linear -> ReLU -> Dropout`` for each hidden width, then ``Linear -> 1`` (REFERENCE
     section 6.1: hidden ``(256, 128)``, dropout 0.1 in the reference; geomtax defaults to 0.0 so
@@ -143,7 +143,7 @@ class ConcatCritic(AbstractCritic):
 class SeparableCritic(AbstractCritic):
     r"""Separable critic: the inner product of two MLP encoders.
 
-    .. math:: T_\theta(x, y) = g_\theta(x)^\top h_\phi(y),
+    $$T_\theta(x, y) = g_\theta(x)^\top h_\phi(y),$$
 
     so the (b, b) score matrix costs two encoder passes and one matrix product, which makes it
     the natural critic for InfoNCE with large batches.

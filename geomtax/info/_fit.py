@@ -1,7 +1,7 @@
 r"""Fitting critics: one optax step, and a whole fit compiled as one ``lax.scan``.
 
-The fit is a pure function of ``(x, y, key)``: critic initialisation, minibatch sampling,
-optimisation and evaluation all happen inside one compiled program, so ``jax.vmap`` over keys
+The fit is a pure function of ``(x, y, key)``: critic initialization, minibatch sampling,
+optimization and evaluation all happen inside one compiled program, so ``jax.vmap`` over keys
 and/or stacked datasets runs many fits side by side (e.g. 5 seeds x 8 layers in one call).
 """
 
@@ -80,7 +80,7 @@ def mine_step(
     tau: ScalarLike = 5.0,
     negatives: str = "shift",
 ) -> tuple[AbstractCritic, optax.OptState, MineState, Float[Array, ""]]:
-    r"""One optax step that maximises a mutual-information bound on a minibatch.
+    r"""One optax step that maximizes a mutual-information bound on a minibatch.
 
     Pure and jittable: call it inside your own ``jax.jit``/``eqx.filter_jit`` loop (the
     ``optimizer`` is a static Python object, so build it once outside the loop). For
@@ -90,7 +90,7 @@ def mine_step(
     Args:
         critic: The critic (an Equinox module).
         opt_state: ``optimizer.init(eqx.filter(critic, eqx.is_array))``.
-        mine_state: :class:`MineState` from :func:`init_mine_state`.
+        mine_state: `MineState` from `init_mine_state`.
         xs: Minibatch of ``x``, shape (b, d_x), paired with ``ys``.
         ys: Minibatch of ``y``, shape (b, d_y).
         optimizer: An optax gradient transformation.
@@ -98,7 +98,7 @@ def mine_step(
         bound: One of ``"mine"``, ``"dv"``, ``"nwj"``, ``"infonce"``, ``"smile"``.
         ema_rate: MINE's moving-average rate.
         tau: SMILE's clip level.
-        negatives: ``"shift"`` or ``"all"`` (see :func:`dv_bound`).
+        negatives: ``"shift"`` or ``"all"`` (see `dv_bound`).
 
     Returns:
         ``(critic, opt_state, mine_state, estimate)``, the estimate being the bound's value on this
@@ -303,22 +303,22 @@ def mutual_information(
     k: int = 3,
     block_size: int | None = 1024,
 ) -> MIResult:
-    r"""Estimate the mutual information :math:`I(X; Y)` in nats from paired samples.
+    r"""Estimate the mutual information \(I(X; Y)\) in nats from paired samples.
 
     Neural estimators (``"mine"``, ``"dv"``, ``"nwj"``, ``"infonce"``, ``"smile"``) train a
-    critic :math:`T_\theta` by Adam (with global-norm gradient clipping) to maximise the chosen
-    lower bound (see :func:`dv_bound` and friends) on minibatches of ``batch_size`` rows for
+    critic \(T_\theta\) by Adam (with global-norm gradient clipping) to maximize the chosen
+    lower bound (see `dv_bound` and friends) on minibatches of ``batch_size`` rows for
     ``num_steps`` steps, shuffling the rows once per epoch as the reference does; the whole fit
-    is one ``lax.scan`` inside one compiled program. ``"ksg"`` calls :func:`ksg_mi`.
+    is one ``lax.scan`` inside one compiled program. ``"ksg"`` calls `ksg_mi`.
 
     Two documented ways to turn a fit into a number (REFERENCE section 6.1):
 
     * ``evaluation="train_tail"`` (**default**, reference parity, the estimator of
-      :func:`mine_train_tail`): the mean of the per-step training-batch estimates over the last
+      `mine_train_tail`): the mean of the per-step training-batch estimates over the last
       ``tail_fraction`` (10 %) of steps. It shares the reference's bias: on small n it overfits
       upward, which is why the paper reports excess MI over a random-embedding baseline
-      (:func:`calibrated_mi`).
-    * ``evaluation="heldout"`` (:func:`mine_heldout`): ``heldout_fraction`` of the rows are held
+      (`calibrated_mi`).
+    * ``evaluation="heldout"`` (`mine_heldout`): ``heldout_fraction`` of the rows are held
       out, the critic is trained on the rest, and the bound is averaged over held-out
       minibatches of ``batch_size`` rows.
 
@@ -331,21 +331,21 @@ def mutual_information(
         x: Samples of X, shape (n, d_x) (a 1-D array is read as (n, 1)), paired row by row with
             ``y``.
         y: Samples of Y, shape (n, d_y).
-        key: PRNG key (critic initialisation, minibatches, dropout, held-out split).
+        key: PRNG key (critic initialization, minibatches, dropout, held-out split).
         estimator: ``"mine"`` (DV with the EMA gradient correction), ``"dv"``, ``"nwj"``,
             ``"infonce"`` (capped at log ``batch_size``), ``"smile"`` or ``"ksg"``.
-        num_steps: Optimisation steps (static). The reference's 500 epochs at n = 2,000 and batch
+        num_steps: Optimization steps (static). The reference's 500 epochs at n = 2,000 and batch
             64 are about 15,600 steps.
         batch_size: Minibatch rows (static); must not exceed the number of training rows.
         learning_rate: Adam learning rate (reference: 1e-4).
         grad_clip: Global-norm gradient clip (reference: 5.0).
         hidden: Hidden widths of the default critic (static; reference ``(256, 128)``).
         dropout: Dropout of the default critic (reference 0.1; default 0.0).
-        critic: A ready critic to train instead of the default (:class:`ConcatCritic`, or
-            :class:`SeparableCritic` for InfoNCE).
+        critic: A ready critic to train instead of the default (`ConcatCritic`, or
+            `SeparableCritic` for InfoNCE).
         ema_rate: MINE's moving-average rate.
         tau: SMILE's clip level.
-        negatives: ``"shift"`` or ``"all"`` (see :func:`dv_bound`).
+        negatives: ``"shift"`` or ``"all"`` (see `dv_bound`).
         evaluation: ``"train_tail"`` or ``"heldout"``.
         tail_fraction: Fraction of final steps averaged for the tail estimate, in (0, 1].
         heldout_fraction: Fraction of rows held out when ``evaluation="heldout"``.
@@ -353,7 +353,7 @@ def mutual_information(
         block_size: Row-block size for ``"ksg"`` (``None``: dense).
 
     Returns:
-        An :class:`MIResult`; ``.value`` in nats, NaN with ``.diverged`` set (and
+        An `MIResult`; ``.value`` in nats, NaN with ``.diverged`` set (and
         ``.diverged_step``) if any step produced a non-finite objective.
 
     Raises:
@@ -465,17 +465,17 @@ def mine_train_tail(
     estimates over the last 10 % of steps (REFERENCE section 6.1). This is
     ``mutual_information(x, y, key=key, estimator=bound, evaluation="train_tail", **options)``,
     the default evaluation. Training-set estimates overfit at small n (report excess MI over a
-    random baseline, :func:`calibrated_mi`); :func:`mine_heldout` avoids that bias.
+    random baseline, `calibrated_mi`); `mine_heldout` avoids that bias.
 
     Args:
         x: Samples of X, shape (n, d_x), paired with ``y``.
         y: Samples of Y, shape (n, d_y).
         key: PRNG key.
-        bound: Any neural estimator name accepted by :func:`mutual_information`.
-        **options: Further keyword options of :func:`mutual_information`.
+        bound: Any neural estimator name accepted by `mutual_information`.
+        **options: Further keyword options of `mutual_information`.
 
     Returns:
-        An :class:`MIResult` (``.value`` in nats).
+        An `MIResult` (``.value`` in nats).
 
     Examples:
         >>> from geomtax.info import *
@@ -503,19 +503,19 @@ def mine_heldout(
 
     A random ``heldout_fraction`` of the rows is set aside, the critic is trained on the rest with
     ``bound``, and the bound is averaged over held-out minibatches (no dropout). This removes the
-    training-set overfit of :func:`mine_train_tail` at the cost of fewer training rows. Equal to
+    training-set overfit of `mine_train_tail` at the cost of fewer training rows. Equal to
     ``mutual_information(..., estimator=bound, evaluation="heldout")``.
 
     Args:
         x: Samples of X, shape (n, d_x), paired with ``y``.
         y: Samples of Y, shape (n, d_y).
         key: PRNG key.
-        bound: Any neural estimator name accepted by :func:`mutual_information`.
+        bound: Any neural estimator name accepted by `mutual_information`.
         heldout_fraction: Fraction of rows held out, in (0, 1); must leave ``batch_size`` rows.
-        **options: Further keyword options of :func:`mutual_information`.
+        **options: Further keyword options of `mutual_information`.
 
     Returns:
-        An :class:`MIResult`; ``.value`` (= ``.heldout``) in nats.
+        An `MIResult`; ``.value`` (= ``.heldout``) in nats.
 
     Examples:
         >>> from geomtax.info import *

@@ -72,21 +72,21 @@ def ksg_mi(
     rescale: bool = False,
     clip_negative: bool = False,
 ) -> Float[Array, ""]:
-    r"""KSG estimator of :math:`I(X; Y)` (Kraskov et al. 2004, algorithm 1, eq. 8), in nats.
+    r"""KSG estimator of \(I(X; Y)\) (Kraskov et al. 2004, algorithm 1, eq. 8), in nats.
 
-    .. math:: \hat I = \psi(k) + \psi(N) - \frac{1}{N}\sum_{i=1}^{N}
-        \big[\psi(n_x(i) + 1) + \psi(n_y(i) + 1)\big]
+    $$\hat I = \psi(k) + \psi(N) - \frac{1}{N}\sum_{i=1}^{N}
+    \big[\psi(n_x(i) + 1) + \psi(n_y(i) + 1)\big]$$
 
-    where :math:`\varepsilon_i` is the Chebyshev (max-norm) distance from point i to its k-th
-    nearest neighbour in the joint space :math:`(x, y)`, with
-    :math:`\lVert(x, y)\rVert = \max(\lVert x\rVert_\infty, \lVert y\rVert_\infty)`, and
-    :math:`n_x(i) = \#\{j \ne i : \lVert x_j - x_i\rVert_\infty < \varepsilon_i\}` (likewise
-    :math:`n_y`).
+    where \(\varepsilon_i\) is the Chebyshev (max-norm) distance from point i to its k-th
+    nearest neighbour in the joint space \((x, y)\), with
+    \(\lVert(x, y)\rVert = \max(\lVert x\rVert_\infty, \lVert y\rVert_\infty)\), and
+    \(n_x(i) = \#\{j \ne i : \lVert x_j - x_i\rVert_\infty < \varepsilon_i\}\) (likewise
+    \(n_y\)).
 
-    Tie rule (type I, strict radius): points at exactly :math:`\varepsilon_i` in a marginal
+    Tie rule (type I, strict radius): points at exactly \(\varepsilon_i\) in a marginal
     space are *not* counted, and the point itself is excluded by index, so duplicates of
-    :math:`x_i` count as neighbours at distance 0. Ties among candidates for the k-th neighbour
-    do not matter (only the distance enters). If :math:`\varepsilon_i = 0` (k or more exact
+    \(x_i\) count as neighbours at distance 0. Ties among candidates for the k-th neighbour
+    do not matter (only the distance enters). If \(\varepsilon_i = 0\) (k or more exact
     duplicates) the counts are 0. This matches NPEET and scikit-learn's
     ``mutual_info_regression`` (which shrinks the radius by one ulp and subtracts the self
     match); scikit-learn additionally rescales each variable to unit variance (``rescale=True``

@@ -7,12 +7,12 @@ from jaxtyping import Array, Bool, Float, Int
 from .._errors import check_finite, check_floating, check_min_rows, check_rank
 
 #: A feature whose standard deviation is at most this multiple of its largest absolute value
-#: (or exactly zero) is treated as constant by :func:`zscore`.
+#: (or exactly zero) is treated as constant by `zscore`.
 CONSTANT_RTOL = 1e-6
 
 
 class ZScoreResult(eqx.Module):
-    """Output of :func:`zscore`; arrays only.
+    """Output of `zscore`; arrays only.
 
     Attributes:
         values: Z-scored features, shape (n, d); constant features are set to 0.
@@ -30,14 +30,14 @@ class ZScoreResult(eqx.Module):
 
 
 def zscore(x: Float[Array, "n d"]) -> ZScoreResult:
-    r"""Standardise each feature to mean 0 and standard deviation 1 (ddof 0).
+    r"""Standardize each feature to mean 0 and standard deviation 1 (ddof 0).
 
-    .. math:: z_{ij} = (x_{ij} - \bar x_j) / s_j
+    $$z_{ij} = (x_{ij} - \bar x_j) / s_j$$
 
-    Constant features (:math:`s_j \le 10^{-6} \max_i |x_{ij}|`, or :math:`s_j = 0`) carry no
+    Constant features (\(s_j \le 10^{-6} \max_i |x_{ij}|\), or \(s_j = 0\)) carry no
     information; they are dropped and flagged (REFERENCE section 11.5). To keep shapes static
     under ``jit``/``vmap`` a dropped feature is returned as a column of zeros, which is
-    equivalent to removing it for every estimator in :mod:`geomtax.info` (a zero column changes
+    equivalent to removing it for every estimator in `geomtax.info` (a zero column changes
     no Chebyshev distance and feeds nothing to a critic). On the host,
     ``r.values[:, ~r.constant]`` removes them physically.
 
@@ -45,7 +45,7 @@ def zscore(x: Float[Array, "n d"]) -> ZScoreResult:
         x: Samples, shape (n, d), n >= 2.
 
     Returns:
-        A :class:`ZScoreResult`.
+        A `ZScoreResult`.
 
     Raises:
         ValueError: ``x`` not rank 2, fewer than 2 rows, or non-finite.
@@ -82,10 +82,10 @@ def zscore(x: Float[Array, "n d"]) -> ZScoreResult:
 
 
 def pca(x: Float[Array, "n d"], k: int) -> Float[Array, "n k"]:
-    r"""Project centred samples onto their first ``k`` principal components.
+    r"""Project centered samples onto their first ``k`` principal components.
 
-    With the thin SVD :math:`X - \bar X = U S V^\top`, the scores are
-    :math:`(X - \bar X) V_{:, :k} = U_{:, :k} S_{:k}`. Sign convention (as scikit-learn's
+    With the thin SVD \(X - \bar X = U S V^\top\), the scores are
+    \((X - \bar X) V_{:, :k} = U_{:, :k} S_{:k}\). Sign convention (as scikit-learn's
     ``svd_flip``): each component is oriented so that its largest-magnitude loading is positive,
     so the output is deterministic. Components beyond the rank of the data have score 0.
 
