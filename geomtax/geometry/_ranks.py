@@ -11,21 +11,27 @@ ranks of ties, which are half-integers, stay exact in integer arithmetic):
   gather steps, typically 3-6). Ties get exact average ranks: the tie group's end is read from a
   reverse cumulative minimum over the sorted keys.
 * **binned** (``_twice_ranks_binned``): no sort at all. Each value gets the average rank of its
-  histogram bucket, which is exact for buckets holding one value or only ties. With bucket counts
-  :math:`c_b`, the rank error vector :math:`e` obeys
+  histogram bucket (at most 2^16 buckets, so the counters stay in cache), which is exact for
+  buckets holding one value or only ties. With bucket counts :math:`c_b`, the rank error
+  vector :math:`e` obeys
   :math:`\lVert e\rVert_2^2 \le E^2 = \sum_b c_b (c_b^2 - 1)/12`, and the Spearman coefficient
   obeys :math:`|\tilde\rho - \rho| \le \theta_x + \theta_y`,
   :math:`\theta = \arcsin\big(\min(1, E / (\lVert \tilde a\rVert - E))\big)`, where
   :math:`\tilde a` is the centred approximate rank vector (angles between vectors obey the
   triangle inequality and cosine is 1-Lipschitz in the angle). This bound is computed and
-  returned with every binned result; with ~one bucket per value it is of order 1e-6.
+  returned with every binned result; it is about 1e-4 at 8M values with 2^16 buckets and
+  shrinks with fewer values per bucket.
 """
 
 import jax.numpy as jnp
 from jax import lax
 
-#: at most this many histogram buckets (2M int32 counters = 8 MB)
+#: at most this many histogram buckets for the exact path (2M int32 counters = 8 MB)
 MAX_BUCKETS = 1 << 21
+#: at most this many buckets for the binned path: a 256 KB counter array stays in cache, which
+#: makes the scatter-add ~5x faster than with 2M buckets; the Spearman bound is then ~1e-4 at
+#: 8M pairs (measured 1.1e-4 at n = 4,000; ~3e-5 with 2^18 buckets).
+MAX_BINNED_BUCKETS = 1 << 16
 
 
 def num_buckets_for(n: int) -> int:
@@ -103,7 +109,7 @@ def twice_ranks_binned(v, *, num_buckets: int | None = None):
     """
     v = lax.stop_gradient(v)
     n = v.shape[0]
-    nb = num_buckets or num_buckets_for(n)
+    nb = num_buckets or min(num_buckets_for(n), MAX_BINNED_BUCKETS)
     keys = sortable_keys(v)
     b = _buckets(keys, jnp.min(keys), jnp.max(keys), nb)
     counts, start = _histogram(b, nb)

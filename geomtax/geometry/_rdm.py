@@ -63,6 +63,24 @@ def _condense(full):
     return full[i, j]
 
 
+def _pair_values(full):
+    """Every unordered pair's value exactly once, in a fixed *circulant* order.
+
+    Row i contributes columns (i + s) mod n for s = 1 .. (n - 1) // 2, plus, for even n, s = n / 2
+    for i < n / 2. Correlations only need the same pairing in both vectors, not scipy's order,
+    and this layout is a contiguous ``take_along_axis`` (about 8x faster on CPU than gathering
+    the upper triangle with ``triu_indices``).
+    """
+    n = full.shape[0]
+    h = (n - 1) // 2
+    idx = (jnp.arange(n)[:, None] + 1 + jnp.arange(h)[None, :]) % n
+    vals = jnp.take_along_axis(full, idx, axis=1).reshape(-1)
+    if n % 2 == 0:
+        half = jnp.arange(n // 2)
+        vals = jnp.concatenate([vals, full[half, half + n // 2]])
+    return vals
+
+
 def rdm(
     x: Samples,
     *,
@@ -167,10 +185,10 @@ def rdm_similarity(
     **Exactness.** Pearson is exact (streamed tile by tile with ``block_size``, the n x n matrix
     is never built). Spearman ranks the two condensed RDMs: ``rank_method="exact"`` sorts packed
     integer keys once and is exact including ties; ``"binned"`` gives each distance the average
-    rank of its histogram bucket (about one bucket per two values) and returns a *proven* bound
-    ``rank_error_bound`` on ``|s - exact|`` (typically ~1e-5 at n = 4,000); ``"auto"`` (default)
-    is exact up to 2^20 pairs (n <= 1,448) and binned above. The ranked path holds the two
-    condensed RDMs in memory (O(n^2)); for very large n use ``max_pairs``.
+    rank of its histogram bucket (at most 2^16 buckets) and returns a *proven* bound
+    ``rank_error_bound`` on ``|s - exact|`` (about 1e-4 at n = 4,000, smaller for fewer
+    pairs); ``"auto"`` (default) is exact up to 2^20 pairs (n <= 1,448) and binned above.
+    The ranked path holds the two RDMs in memory (O(n^2)); for very large n use ``max_pairs``.
 
     **Sampled pairs.** With ``max_pairs = m`` the correlation is computed on ``m`` pairs drawn
     uniformly with replacement (needs ``key``; O(m) memory). The estimate is consistent, with
@@ -275,12 +293,12 @@ def _rdm_similarity_impl(x, y, *, metric, method, block_size, rank_method):
             r, constant = _streamed_pearson(x, y, m, block_size)
         else:
             r, constant = pearson(
-                _condense(pairwise_distances(x, metric=m)),
-                _condense(pairwise_distances(y, metric=m)),
+                _pair_values(pairwise_distances(x, metric=m)),
+                _pair_values(pairwise_distances(y, metric=m)),
             )
         return RDMSimilarityResult(r, constant, n_pairs, zero, zero)
-    u = _condense(pairwise_distances(x, metric=m, block_size=block_size))
-    v = _condense(pairwise_distances(y, metric=m, block_size=block_size))
+    u = _pair_values(pairwise_distances(x, metric=m, block_size=block_size))
+    v = _pair_values(pairwise_distances(y, metric=m, block_size=block_size))
     rho, constant, bound = spearman(u, v, rank_method=rank_method)
     return RDMSimilarityResult(rho.astype(x.dtype), constant, n_pairs, zero, bound.astype(x.dtype))
 

@@ -15,7 +15,7 @@ from ._distances import _cross
 from ._neighbors import _knn, _ranks_of, _t_from_penalty
 from ._procrustes import _nuclear, _safe_sqrt
 from ._ranks import spearman
-from ._rdm import RANK_METHODS, _condense, _resolve_rank_method, _sampled_impl
+from ._rdm import RANK_METHODS, _pair_values, _resolve_rank_method, _sampled_impl
 from ._stability import _feature_split_impl, _rm
 
 #: (field, label, format) rows of the printed table, in order
@@ -230,7 +230,7 @@ def _report_impl(x, y, key, *, k, block_size, max_pairs, rm, n_splits, max_sampl
         if max_pairs is None:
             dx = _cross(x, x, "euclidean")
             dy = _cross(y, y, "euclidean")
-            rho, rconst, bound = spearman(_condense(dx), _condense(dy), rank_method=rm)
+            rho, rconst, bound = spearman(_pair_values(dx), _pair_values(dy), rank_method=rm)
             rse = zero
     else:
         s = scan_row_blocks(body, init, xy, block_size=block_size, remat=False)
@@ -242,8 +242,8 @@ def _report_impl(x, y, key, *, k, block_size, max_pairs, rm, n_splits, max_sampl
     elif not dense:
         from ._distances import pairwise_distances
 
-        u = _condense(pairwise_distances(x, block_size=block_size))
-        v = _condense(pairwise_distances(y, block_size=block_size))
+        u = _pair_values(pairwise_distances(x, block_size=block_size))
+        v = _pair_values(pairwise_distances(y, block_size=block_size))
         rho, rconst, bound = spearman(u, v, rank_method=rm)
         rse = zero
     nu, degenerate = _nuclear(x, y)

@@ -22,7 +22,7 @@ from .._errors import check_choice
 from ._checks import check_zero_norm, prepare_paired, prepare_single
 from ._distances import pairwise_distances
 from ._ranks import num_buckets_for, spearman, twice_ranks_exact
-from ._rdm import AUTO_EXACT_MAX, RANK_METHODS, RDM_METRICS, _condense, _prep_metric
+from ._rdm import AUTO_EXACT_MAX, RANK_METHODS, RDM_METRICS, _pair_values, _prep_metric
 
 #: shifted-centroid norms below this count as zero (REFERENCE 2.7)
 COHERENCE_EPS = 1e-12
@@ -64,7 +64,7 @@ def _rm(rank_method, n_rows):
 
 def _crdm(x, metric):
     x, m = _prep_metric(x, metric)
-    return _condense(pairwise_distances(x, metric=m))
+    return _pair_values(pairwise_distances(x, metric=m))
 
 
 def _summarize(rhos, valid, bounds):
