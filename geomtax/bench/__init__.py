@@ -13,6 +13,9 @@ from ._harness import (
     compile_time as compile_time,
 )
 from ._harness import (
+    current_rss_mb as current_rss_mb,
+)
+from ._harness import (
     environment as environment,
 )
 from ._harness import (
@@ -34,6 +37,7 @@ from ._harness import (
 __all__ = [
     "Timing",
     "compile_time",
+    "current_rss_mb",
     "environment",
     "format_table",
     "measure_peak_rss",

@@ -23,6 +23,7 @@ class Timing:
     repeats: int
     compile_s: float | None = None
     peak_rss_mb: float | None = None
+    rss_before_mb: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-dict view for JSON."""
@@ -50,12 +51,20 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def current_rss_mb() -> float | None:
+    """Resident memory of this process now, in MB (Linux VmRSS); ``None`` where unavailable."""
+    kb = _read_status_kb("VmRSS")
+    return kb / 1024.0 if kb is not None else None
+
+
 def measure_peak_rss(fn: Callable[[], Any]) -> tuple[Any, float | None]:
     """Call ``fn()`` and return ``(result, peak resident memory in MB during the call)``.
 
     Uses the Linux VmHWM counter, reset before the call, so it covers XLA's allocations as well
-    as NumPy's. Returns ``None`` for the peak where the counter is unavailable. On GPU this is host
-    memory only; device memory is reported by :func:`environment` (``memory_stats``).
+    as NumPy's. The peak is the whole process's resident set, so memory that earlier work still
+    holds (XLA caches, live arrays) is included: compare with :func:`current_rss_mb` taken before
+    the call for the increment. Returns ``None`` where the counter is unavailable. On GPU this is
+    host memory only; device memory is reported by :func:`environment` (``memory_stats``).
     """
     ok = _reset_peak_rss()
     out = fn()
@@ -78,6 +87,7 @@ def time_call(
         jax.block_until_ready(fn())
     samples = []
     peak = None
+    before = current_rss_mb()
     for i in range(repeats):
         t0 = time.perf_counter()
         if memory and i == 0:
@@ -86,7 +96,7 @@ def time_call(
             jax.block_until_ready(fn())
         samples.append(time.perf_counter() - t0)
     med, lo, hi, iqr = _stats(samples)
-    return Timing(med, lo, hi, iqr, repeats, None, peak)
+    return Timing(med, lo, hi, iqr, repeats, None, peak, before)
 
 
 def compile_time(jitted, *args, **kwargs) -> tuple[Any, float]:
