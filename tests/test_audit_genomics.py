@@ -138,11 +138,12 @@ def test_markov_fit_and_texture_controls(getkey):
     assert out == ["ACGTACGTA", "ACGTACGTA"]
 
 
-def test_markov_sampler_matches_transition_statistically(getkey):
+def test_markov_sampler_matches_transition_statistically():
+    # ~10,000 transitions, ~2,500 per row: sd of each estimate <= 0.01; atol 0.045 is 4.5 sd.
     trans = np.array([[0.7, 0.1, 0.1, 0.1], [0.25] * 4, [0.1, 0.1, 0.1, 0.7], [0.25] * 4])
-    seqs = ga.markov_dna(20, 500, key=getkey(), initial=np.full(4, 0.25), transition=trans)
+    seqs = ga.markov_dna(20, 500, key=jax.random.key(0), initial=np.full(4, 0.25), transition=trans)
     _, est = ga.fit_markov(seqs)
-    np.testing.assert_allclose(est, trans, atol=0.03)  # ~10,000 transitions, 4 sigma
+    np.testing.assert_allclose(est, trans, atol=0.045)
 
 
 def test_invalid_characters_and_policies():

@@ -17,8 +17,13 @@ JAX_FUNCS = {
     "predictive_entropy": lambda z: ga.predictive_entropy(z),
     "kl_to_uniform": lambda z: ga.kl_to_uniform(z),
     "ensemble_jsd": lambda z: ga.ensemble_jsd(jnp.stack([z, 2 * z, -z])),
-    "js_distance": lambda z: ga.js_distance(z, 0.5 * z + 1.0),
-    "pairwise_js_distance": lambda z: ga.pairwise_js_distance(jnp.stack([z, 2 * z])),
+    # Members kept clearly apart: near-identical rows put sqrt(JSD) where float noise dominates.
+    "js_distance": lambda z: ga.js_distance(
+        z, z + jnp.broadcast_to(jnp.arange(z.shape[-1], dtype=z.dtype), z.shape)
+    ),
+    "pairwise_js_distance": lambda z: ga.pairwise_js_distance(
+        jnp.stack([z, z + jnp.broadcast_to(jnp.arange(z.shape[-1], dtype=z.dtype), z.shape)])
+    ),
 }
 
 HOST_SIDE = {
