@@ -120,9 +120,11 @@ def main() -> None:
     if args.figures:
         fig_dir = Path(args.figures)
         fig_dir.mkdir(parents=True, exist_ok=True)
-        ga.plot_mi_distortion_map(report).savefig(fig_dir / "audit_mi_distortion.png", dpi=80)
+        ga.plot_mi_distortion_map(report).savefig(
+            fig_dir / "audit_mi_distortion.png", dpi=80, bbox_inches="tight"
+        )
         ga.plot_perturbation_stability(report).savefig(
-            fig_dir / "audit_perturbation_stability.png", dpi=80
+            fig_dir / "audit_perturbation_stability.png", dpi=80, bbox_inches="tight"
         )
     print(
         "CLI equivalent:\n  geomtax audit "
