@@ -198,13 +198,13 @@ def ksg_mi(
 
     Brute force over row blocks: O(N^2 (d_x + d_y)) time and O(block_size * N) memory, so it
     scales to tens of thousands of rows on CPU and further on an accelerator. For scalar x and y
-    a faster exact path is used: the k-th joint neighbor is searched in a window of
-    :math:`\pm 4\sqrt{kN}` rows of the x-sorted data (accepted only when the window provably
-    contains it, otherwise the whole call falls back to brute force) and the strict counts are
-    exact bisections in the sorted marginals, O(N (sqrt(kN) + log N)). Under ``vmap`` the
-    fallback branch is computed too (``lax.cond`` becomes a select), so batched scalar calls cost
-    as much as brute force. Not
-    differentiable (the counts are piecewise constant). Known bias: strong underestimation in
+    (and N large enough) a faster exact path is used: the k-th joint neighbor is searched in a
+    window of \(\pm 2\sqrt{kN}\) rows of the x-sorted data, accepted where the window provably
+    contains it; up to max(256, N/32) other rows are redone by brute force, and beyond that the
+    whole call falls back to brute force. Its strict counts are exact bisections in the sorted
+    marginals: O(N (sqrt(kN) + log N)) in all. Under ``vmap`` the fallback branch is computed
+    too (``lax.cond`` becomes a select), so batched scalar calls cost as much as brute force.
+    Not differentiable (the counts are piecewise constant). Known bias: strong underestimation in
     high dimension (REFERENCE section 6.2).
 
     Args:
