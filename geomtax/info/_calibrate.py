@@ -102,7 +102,7 @@ def calibrated_mi(
         >>> kt, ke, kc = jax.random.split(jax.random.key(0), 3)
         >>> truth = jax.random.normal(kt, (300, 2))
         >>> emb = truth @ jax.random.normal(ke, (2, 8))
-        >>> res = calibrated_mi(truth, emb, key=kc, num_seeds=2, num_steps=30, hidden=(16,))
+        >>> res = calibrated_mi(truth, emb, key=kc, num_seeds=2, estimator="ksg")
         >>> res.mi.shape, res.normalized.shape
         ((2,), ())
     """
