@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
@@ -21,16 +20,24 @@ from geomtax.models import (
 L = 8
 
 
+def jitted(model, method=None):
+    """``tokens -> method(model, tokens)`` compiled once (eager NNX calls compile op by op)."""
+    graphdef, state = nnx.split(model)
+    method = method or (lambda m, t: m(t))
+    fn = jax.jit(lambda s, *a: method(nnx.merge(graphdef, s), *a))
+    return lambda *a: fn(state, *a)
+
+
 def tiny(arch: str, **kw) -> EncoderConfig:
     base = dict(
         d_model=16,
-        num_layers=2,
+        num_layers=1,
         num_heads=2,
         d_ff=32,
         max_len=L,
         vocab_size=12,
         dropout=0.0,
-        attention_layers=(1,),
+        attention_layers=(),
         d_state=4,
     )
     base.update(kw)
@@ -40,15 +47,17 @@ def tiny(arch: str, **kw) -> EncoderConfig:
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_shapes_and_causality(arch, getkey):
     """A future token cannot change an earlier position's output (every architecture)."""
-    model = init_model(tiny(arch), head="ce", seed=1)
+    cfg = tiny(arch, num_layers=2, attention_layers=(1,))
+    model = init_model(cfg, head="ce", seed=1)
     tokens = jax.random.randint(getkey(), (3, L), 0, 12)
-    out = model(tokens)
+    forward = jitted(model)
+    out = forward(tokens)
     assert out.shape == (3, L, 12)
-    assert model.encoder(tokens).shape == (3, L, 16)
-    assert embed(model, tokens).shape == (3, 16)
+    assert jax.eval_shape(model.encoder, tokens).shape == (3, L, 16)
+    assert jax.eval_shape(lambda t: embed(model, t), tokens).shape == (3, 16)
     for k in (2, 5, L - 1):
         changed = tokens.at[:, k].set((tokens[:, k] + 5) % 12)
-        out2 = model(changed)
+        out2 = forward(changed)
         # positions before k: identical (up to FFT round-off for the Hyena long convolution)
         np.testing.assert_allclose(out2[:, :k], out[:, :k], atol=2e-5, rtol=0)
         # position k itself does change (the model is not constant)
@@ -59,18 +68,26 @@ def test_embed_is_mean_of_final_hidden_states(getkey):
     """embed = position mean of the final (LayerNormed) hidden states, with or without blocks."""
     model = init_model(tiny("bert"), head="mse", seed=2)
     tokens = jax.random.randint(getkey(), (5, L), 0, 12)
-    hidden = np.asarray(model.encoder(tokens))
+    hidden = np.asarray(jitted(model, lambda m, t: m.encoder(t))(tokens))
     expected = hidden.mean(axis=1)
-    np.testing.assert_allclose(embed(model, tokens), expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(embed(model, tokens, batch_size=2), expected, rtol=1e-5, atol=1e-6)
+    pooled = jitted(model, lambda m, t: embed(m, t))(tokens)
+    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+    pooled = jitted(model, lambda m, t: embed(m, t, batch_size=2))(tokens)
+    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
     # final LayerNorm: every position has zero mean and unit variance before the affine (init 1/0)
     np.testing.assert_allclose(hidden.mean(-1), 0.0, atol=1e-5)
     np.testing.assert_allclose(hidden.var(-1), 1.0, rtol=1e-3)
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize(
+    "arch",
+    [
+        "lstm",
+        *(pytest.param(a, marks=pytest.mark.slow) for a in ("bert", "mamba", "striped_hyena")),
+    ],
+)
 def test_each_model_overfits_a_tiny_batch(arch, getkey):
-    """40 AdamW steps on one fixed batch drive the CE loss far below its initial value."""
+    """30 AdamW steps on one fixed batch drive the CE loss far below its initial value."""
     model = init_model(tiny(arch), head="ce", seed=3)
     tokens = jax.random.randint(getkey(), (4, L), 0, 12)
     values = jnp.zeros(tokens.shape)
@@ -80,11 +97,11 @@ def test_each_model_overfits_a_tiny_batch(arch, getkey):
     state = opt.init(params)
     step = make_train_step(graphdef, cfg, opt)
     key = getkey()
-    first = None
-    for i in range(40):
+    losses = []
+    for i in range(31):  # the loss returned by step i is that of the parameters before it
         params, state, loss = step(params, rest, state, tokens, values, key, jnp.asarray(i))
-        first = float(loss) if first is None else first
-    final = float(sequence_loss(nnx.merge(graphdef, params, rest), tokens))
+        losses.append(float(loss))
+    first, final = losses[0], losses[-1]
     assert first > 2.0  # ~ log(12) at initialisation
     assert final < 0.25 * first, (first, final)
 
@@ -108,20 +125,20 @@ def test_losses_against_numpy(getkey):
     tokens = jax.random.randint(getkey(), (3, L), 0, 12)
     values = jax.random.uniform(getkey(), (3, L))
     ce = init_model(tiny("lstm"), head="ce", seed=0)
-    logits = np.asarray(ce(tokens[:, :-1]), np.float64)
+    logits = np.asarray(jitted(ce)(tokens[:, :-1]), np.float64)
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     tgt = np.asarray(tokens[:, 1:])
     expected = -np.take_along_axis(logp, tgt[..., None], -1).mean()
-    np.testing.assert_allclose(sequence_loss(ce, tokens), expected, rtol=1e-5)
+    np.testing.assert_allclose(jitted(ce, sequence_loss)(tokens), expected, rtol=1e-5)
     mse = init_model(tiny("lstm"), head="mse", seed=0)
-    pred = np.asarray(mse(tokens[:, :-1]))[..., 0]
+    pred = np.asarray(jitted(mse)(tokens[:, :-1]))[..., 0]
     expected = ((pred - np.asarray(values)[:, 1:]) ** 2).mean()
-    np.testing.assert_allclose(sequence_loss(mse, tokens, values), expected, rtol=1e-5)
+    np.testing.assert_allclose(jitted(mse, sequence_loss)(tokens, values), expected, rtol=1e-5)
     table = random_code_table(12, 5, key=getkey())
     code = init_model(tiny("lstm"), head="code", code_table=table, seed=0)
-    pred = np.asarray(code(tokens[:, :-1]))
+    pred = np.asarray(jitted(code)(tokens[:, :-1]))
     expected = ((pred - np.asarray(table)[tgt]) ** 2).mean()
-    np.testing.assert_allclose(sequence_loss(code, tokens), expected, rtol=1e-5)
+    np.testing.assert_allclose(jitted(code, sequence_loss)(tokens), expected, rtol=1e-5)
     # the code table is not a trainable parameter
     assert all(x.shape != table.shape for x in jax.tree.leaves(nnx.state(code, nnx.Param)))
 
@@ -153,22 +170,9 @@ def test_bad_inputs():
         SequenceModel(tiny("lstm"), head="code", rngs=nnx.Rngs(0))
     model = init_model(tiny("bert"), head="ce", seed=0)
     with pytest.raises(ValueError, match="max_len"):
-        model(jnp.zeros((1, L + 1), jnp.int32))
+        jax.eval_shape(model, jnp.zeros((1, L + 1), jnp.int32))
     with pytest.raises(TypeError, match="integers"):
-        model(jnp.zeros((1, L)))
+        jax.eval_shape(model, jnp.zeros((1, L)))
+    mse = init_model(tiny("lstm"), head="mse")
     with pytest.raises(ValueError, match="values"):
-        sequence_loss(init_model(tiny("lstm"), head="mse"), jnp.zeros((2, L), jnp.int32))
-
-
-def test_sequence_loss_gradient_is_optax_compatible(getkey):
-    model = init_model(tiny("mamba"), head="mse", seed=0)
-    tokens = jax.random.randint(getkey(), (2, L), 0, 12)
-    values = jax.random.uniform(getkey(), (2, L))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-
-    def loss(p):
-        return sequence_loss(nnx.merge(graphdef, p, rest), tokens, values)
-
-    grads = jax.grad(loss)(params)
-    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
-    assert optax.global_norm(grads) > 0
+        jax.eval_shape(lambda t: sequence_loss(mse, t), jnp.zeros((2, L), jnp.int32))

@@ -19,7 +19,7 @@ def _model(arch="bert", head="mse"):
     return init_model(EncoderConfig(arch, dropout=0.0, attention_layers=(0,), **CFG), head=head)
 
 
-@pytest.mark.parametrize("arch", ["bert", "striped_hyena"])
+@pytest.mark.parametrize("arch", ["lstm", pytest.param("striped_hyena", marks=pytest.mark.slow)])
 def test_embed_jit_matches_eager_and_vmaps(arch, getkey):
     model = _model(arch)
     graphdef, state = nnx.split(model)

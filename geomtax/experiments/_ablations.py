@@ -29,6 +29,13 @@ from ..models._heads import SequenceModel, embed, init_model
 from ._train import TrainConfig, train
 
 #: CLI system name -> ``geomtax.dynamics.generate`` name and options.
+#: Reference time span of each system at 512 samples: (t1, endpoint included).
+_REFERENCE_SPAN = {
+    "lorenz": (25.0, True),
+    "waveform": (1.0, False),
+    "damped_oscillator": (4.0, False),
+    "coupled_lorenz": (25.0, True),
+}
 SYSTEMS: dict[str, tuple[str, dict[str, Any]]] = {
     "lorenz": ("lorenz", {}),
     "waveform": ("waveform", {}),
@@ -78,6 +85,9 @@ class AblationConfig(eqx.Module):
         hyena_orders: Hyena orders of the filter-order experiment.
         hyena_attention_layers: attention layers used in the Hyena-order experiment.
         embed_batch_size: rows per forward pass when embedding.
+        reference_dt: keep the reference sampling step (``t1`` scaled by ``seq_len / 512``)
+            when ``seq_len < 512``, i.e. a shorter window at the same resolution; ``False`` =
+            the system's default span resampled to ``seq_len`` points.
     """
 
     preset: str = eqx.field(static=True)
@@ -109,6 +119,7 @@ class AblationConfig(eqx.Module):
     hyena_orders: tuple[int, ...] = eqx.field(static=True, default=(1, 2, 4, 8))
     hyena_attention_layers: tuple[int, ...] | None = eqx.field(static=True, default=None)
     embed_batch_size: int = eqx.field(static=True, default=256)
+    reference_dt: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         for s in self.systems:
@@ -218,6 +229,7 @@ def preset_config(
             attention_patterns=((), (3,), (1, 3), (0, 1, 2, 3)),
             hyena_attention_layers=(1,),
             jacobian_lambdas=(0.0, 0.01, 1.0),
+            reference_dt=True,
         )
     else:
         cfg = dict(
@@ -398,10 +410,14 @@ class _SystemData(eqx.Module):
     eval_raw: jax.Array
 
 
-def _generate(system: str, key, n: int, seq_len: int) -> jax.Array:
+def _generate(system: str, key, n: int, seq_len: int, reference_dt: bool = False) -> jax.Array:
     from ..dynamics import generate
 
     name, options = SYSTEMS[system]
+    options = dict(options)
+    if reference_dt and seq_len < 512:
+        t1, endpoint = _REFERENCE_SPAN[name]
+        options["t1"] = t1 * ((seq_len - 1) / 511 if endpoint else seq_len / 512)
     traj = generate(name, key=key, num_sequences=n, seq_len=seq_len, **options)
     observed = np.asarray(traj.observed, np.float32)
     keep = np.asarray(traj.valid) & np.all(np.isfinite(observed), axis=-1)
@@ -410,10 +426,10 @@ def _generate(system: str, key, n: int, seq_len: int) -> jax.Array:
 
 def load_system_data(config: AblationConfig, system: str, seed: int) -> _SystemData:
     """Raw float signals for training, validation and evaluation (REFERENCE 3.1 seeds)."""
-    train_all = _generate(
-        system, jax.random.key(seed), config.num_train + config.num_val, config.seq_len
-    )
-    eval_raw = _generate(system, jax.random.key(seed + 1000), config.num_eval, config.seq_len)
+    n = config.num_train + config.num_val
+    dt = config.reference_dt
+    train_all = _generate(system, jax.random.key(seed), n, config.seq_len, dt)
+    eval_raw = _generate(system, jax.random.key(seed + 1000), config.num_eval, config.seq_len, dt)
     n_val = min(config.num_val, max(train_all.shape[0] - config.num_train, 1))
     train_raw, val_raw = train_all[:-n_val], train_all[-n_val:]
     if train_raw.shape[0] < config.train.batch_size:

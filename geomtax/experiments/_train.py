@@ -4,6 +4,7 @@ REFERENCE.md sections 4.3 (optimiser, schedule, clipping, best-validation restor
 (Hutchinson Jacobian penalty, every ``n``-th step).
 """
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -223,6 +224,16 @@ def make_train_step(graphdef, config: TrainConfig, optimizer: optax.GradientTran
     return step_fn
 
 
+@functools.lru_cache(maxsize=8)
+def _cached_step(graphdef, config: TrainConfig, total_steps: int):
+    """One compiled step per (model structure, config, schedule length).
+
+    A resumed or repeated ``train`` call reuses the executable instead of recompiling.
+    """
+    return make_train_step(graphdef, config, make_optimizer(config, total_steps))
+
+
+@functools.lru_cache(maxsize=8)
 def make_eval_loss(graphdef):
     """Jitted deterministic mean loss ``(params, rest, tokens, values) -> scalar``."""
 
@@ -366,7 +377,7 @@ def train(
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     opt_state = optimizer.init(params)
     best_params = params
-    step_fn = make_train_step(graphdef, config, optimizer)
+    step_fn = _cached_step(graphdef, config, total_steps)
     eval_fn = make_eval_loss(graphdef)
     train_tokens = jnp.asarray(train_tokens)
     train_values = jnp.asarray(train_values, jnp.float32)

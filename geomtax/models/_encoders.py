@@ -423,7 +423,7 @@ class _LSTMLayer(nnx.Module):
     def __call__(self, x):  # (..., L, d_in) -> (..., L, hidden)
         gates_in = jnp.moveaxis(self.input_proj(x), -2, 0)  # (L, ..., 4h)
         kernel = self.recurrent.kernel[...]
-        zeros = jnp.zeros(gates_in.shape[1:-1] + (self.hidden,), x.dtype)
+        zeros = jnp.zeros(gates_in.shape[1:-1] + (self.hidden,), jnp.result_type(gates_in, kernel))
 
         def step(carry, g_in):
             h, c = carry
