@@ -217,6 +217,18 @@ def run(
     Raises:
         ValueError: empty ``models``, row-count mismatches, too many bad rows, an unknown
             ``upstream`` name, or local windows that do not match ``local_features``.
+
+    Examples:
+        A minimal call (no MI, no R(D), no perturbation) that shows the row filtering; a full
+        audit passes perturbed embeddings, ``mi_options`` and keeps MI and R(D) on:
+
+        >>> import jax, numpy as np
+        >>> emb = np.random.default_rng(0).normal(size=(50, 3))
+        >>> emb[7] = np.nan
+        >>> rep = run({"layer": emb}, features=np.ones((50, 2)), key=jax.random.key(0),
+        ...           compute_mi=False, compute_rd=False)
+        >>> rep.models["layer"]["n_used"], rep.models["layer"]["n_dropped"]
+        (49, 1)
     """
     if not models:
         raise ValueError("run() needs at least one model")
