@@ -154,6 +154,27 @@ def _pointwise(xa, xb, metric):
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
 
 
+#: sampled pairs are turned into distances this many at a time (bounds the row gathers)
+PAIR_CHUNK = 1 << 14
+
+
+def _paired_distances(x, y, i, j, metric):
+    """Distances of the sampled pairs in both spaces, chunk by chunk (O(chunk * d) memory)."""
+    m = i.shape[0]
+    if m <= PAIR_CHUNK:
+        return _pointwise(x[i], x[j], metric), _pointwise(y[i], y[j], metric)
+    pad = (-m) % PAIR_CHUNK
+    ic = jnp.pad(i, (0, pad)).reshape(-1, PAIR_CHUNK)
+    jc = jnp.pad(j, (0, pad)).reshape(-1, PAIR_CHUNK)
+
+    def chunk(args):
+        a, b = args
+        return _pointwise(x[a], x[b], metric), _pointwise(y[a], y[b], metric)
+
+    u, v = jax.lax.map(jax.checkpoint(chunk), (ic, jc))
+    return u.reshape(-1)[:m], v.reshape(-1)[:m]
+
+
 def _resolve_rank_method(rank_method, count):
     if rank_method == "auto":
         return "exact" if count <= AUTO_EXACT_MAX else "binned"
@@ -309,8 +330,7 @@ def _sampled_impl(x, y, key, *, metric, method, m, rank_method):
     y, _ = _prep_metric(y, metric)
     n = x.shape[0]
     i, j = _sampled_pairs(key, n, m)
-    u = _pointwise(x[i], x[j], mt)
-    v = _pointwise(y[i], y[j], mt)
+    u, v = _paired_distances(x, y, i, j, mt)
     zero = jnp.zeros((), x.dtype)
     if method == "pearson":
         r, constant = pearson(u, v)
