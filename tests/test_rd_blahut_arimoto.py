@@ -66,6 +66,9 @@ def test_discretized_gaussian(x64, n):
     sol = blahut_arimoto(p, d, 2.0, max_steps=1500, throw=False)
     assert float(sol.distortion) == pytest.approx(0.25, abs=2e-3)
     assert float(sol.rate) == pytest.approx(0.693147, abs=2e-3)
+    # The Shannon lower bound is tight for a Gaussian: h = 1/2 ln(2 pi e sigma^2).
+    slb = shannon_lower_bound(0.5 * np.log(2 * np.pi * np.e), sol.distortion)
+    assert float(sol.rate) == pytest.approx(float(slb), abs=2e-3)
 
 
 @pytest.mark.slow
@@ -212,17 +215,25 @@ def test_non_convergence_raises_or_flags():
     assert not bool(sol.converged) and int(sol.num_steps) == 10
 
 
-def test_curve_from_samples_above_shannon_lower_bound(getkey, x64):
-    # Gaussian samples in 2-D, unit variance per coordinate: h = ln(2 pi e); SLB is tight for the
-    # continuous source, and the discretized curve lies above it (restricted alphabet).
-    x = jax.random.normal(getkey(), (400, 2), dtype=jnp.float64)
-    betas = jnp.array([1.0, 3.0])
-    curve = rd_curve_from_samples(x, key=getkey(), num_codes=32, betas=betas, tol=1e-6)
-    total_var = float(jnp.sum(jnp.var(x, axis=0)))
-    slb = shannon_lower_bound(np.log(2 * np.pi * np.e), curve.distortion * total_var, dim=2)
-    assert bool(jnp.all(curve.rate >= slb - 0.05))  # 0.05: sampling error of tr Cov at n = 400
-    assert float(curve.distortion[0]) < 1.0 and float(curve.rate[0]) > 0
-    assert float(curve.rate[1]) <= np.log(32) + 1e-9
+def test_curve_from_samples_matches_numpy_construction(getkey, x64):
+    # Independent construction of the discrete problem (REFERENCE 5.1): uniform p over rows,
+    # d = squared distance to the codes / tr Cov(x) (population covariance), built in NumPy.
+    x = jax.random.normal(getkey(), (120, 2), dtype=jnp.float64)
+    codes = x[:10]
+    betas = jnp.array([0.01, 1.0, 3.0])
+    curve = rd_curve_from_samples(
+        x, key=getkey(), num_codes=10, codes=codes, betas=betas, tol=1e-8, max_steps=50_000
+    )
+    xn, cn = np.asarray(x), np.asarray(codes)
+    d = ((xn[:, None, :] - cn[None]) ** 2).sum(-1) / np.trace(np.cov(xn.T, bias=True))
+    ref = rd_curve(jnp.full(120, 1 / 120), jnp.asarray(d), betas=betas, tol=1e-8, max_steps=50_000)
+    np.testing.assert_allclose(curve.rate, ref.rate, atol=1e-8)
+    np.testing.assert_allclose(curve.distortion, ref.distortion, atol=1e-8)
+    # Near R = 0 the distortion approaches that of the best single code, which is >= 1 because
+    # the mean is the best single point and d is normalized by the total variance.
+    assert float(curve.distortion[0]) >= 1.0 - 1e-6
+    assert float(curve.distortion[0]) == pytest.approx(d.mean(0).min(), rel=1e-3)
+    assert float(curve.rate[2]) <= np.log(10) + 1e-9
 
 
 def test_quantize_for_rd_shapes_and_errors(getkey):

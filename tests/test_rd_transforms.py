@@ -128,7 +128,14 @@ def test_jit_matches_eager(name):
     _close(jitted, eager)
 
 
-@pytest.mark.parametrize("name", sorted(ROWS))
+# vmap over keys of kmeans is also exercised in test_rd_kmeans.py; these composite rows are slow.
+_SLOW_VMAP = {"kmeans", "quantize_for_rd", "rd_curve_from_samples"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in _SLOW_VMAP else n for n in sorted(ROWS)],
+)
 def test_vmap_matches_loop(name):
     fn, _, vargs, axes = ROWS[name]
     batched = jax.vmap(fn, in_axes=axes)(*vargs)

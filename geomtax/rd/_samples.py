@@ -57,10 +57,10 @@ def quantize_for_rd(
 
     Examples:
         >>> import jax
-        >>> x = jax.random.normal(jax.random.key(0), (200, 2))
-        >>> p, d, c = quantize_for_rd(x, key=jax.random.key(1), num_codes=8)
+        >>> x = jax.random.normal(jax.random.key(0), (64, 2))
+        >>> p, d, c = quantize_for_rd(x, key=jax.random.key(1), num_codes=4)
         >>> p.shape, d.shape, c.shape
-        ((200,), (200, 8), (8, 2))
+        ((64,), (64, 4), (4, 2))
     """
     check_rank("x", x)
     check_floating("x", x)
@@ -149,9 +149,9 @@ def rd_curve_from_samples(
 
     Examples:
         >>> import jax, jax.numpy as jnp
-        >>> x = jax.random.normal(jax.random.key(0), (256, 2))
+        >>> x = jax.random.normal(jax.random.key(0), (64, 2))
         >>> curve = rd_curve_from_samples(
-        ...     x, key=jax.random.key(1), num_codes=16, betas=jnp.array([1.0, 4.0]), tol=1e-3
+        ...     x, key=jax.random.key(1), num_codes=4, betas=jnp.array([1.0, 4.0]), tol=1e-3
         ... )
         >>> bool(curve.rate[1] > curve.rate[0]), bool(curve.distortion[1] < curve.distortion[0])
         (True, True)
