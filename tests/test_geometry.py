@@ -150,9 +150,9 @@ def test_sampled_pairs_within_three_standard_errors():
         z = []
         for s in range(4):
             r = gg.rdm_similarity(
-                x, y, metric="euclidean", method=method, max_pairs=4096, key=jax.random.key(s)
+                x, y, metric="euclidean", method=method, max_pairs=20000, key=jax.random.key(s)
             )
-            assert 0.001 < float(r.stderr) < 0.1
+            assert 0.0005 < float(r.stderr) < 0.1  # 20000 > PAIR_CHUNK: chunked path
             z.append((float(r.value) - exact) / float(r.stderr))
         # each estimate within 3 SE; 4 draws at nominal 99.7% (seeds fixed, deterministic)
         assert max(abs(t) for t in z) < 3.0, z
