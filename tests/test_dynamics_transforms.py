@@ -106,11 +106,11 @@ def test_every_public_callable_has_a_row():
     assert names <= covered, f"no transform row for {sorted(names - covered)}"
 
 
-# coupled_lorenz runs the same _simulate_jit pipeline as lorenz; its row is slow-only (compiles).
+# coupled_lorenz / generate run the same _simulate_jit pipeline as lorenz: slow-only (compiles).
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=pytest.mark.slow) if n == "coupled_lorenz" else n
+        pytest.param(n, marks=pytest.mark.slow) if n in ("coupled_lorenz", "generate") else n
         for n in sorted(GENERATOR_ROWS)
     ],
 )
@@ -147,7 +147,24 @@ def test_lorenz_parameters_are_traced_not_static():
     np.testing.assert_allclose(sweep[1], gd.lorenz(rho=28.0, **kw).observed, rtol=1e-5)
 
 
-def test_integrate_jit_vmap_grad():
+def test_integrate_vmap_and_no_recompile():
+    ts = jnp.linspace(0.0, 1.0, 5)
+    y0 = jnp.array([[1.0], [2.0]])
+
+    def final(a):
+        return gd.integrate(_decay, y0, ts, args=(a,), rtol=1e-8, atol=1e-8).ys[:, -1, 0]
+
+    np.testing.assert_allclose(final(1.5), np.array([1.0, 2.0]) * np.exp(-1.5), rtol=1e-5)
+    sweep = jax.vmap(final)(jnp.array([0.5, 1.5]))
+    np.testing.assert_allclose(sweep[1], final(1.5), rtol=1e-6)
+    with count_compiles() as c:
+        final(1.5)
+        final(0.7)
+    assert c["n"] <= 2  # no recompilation of the solver for a new args value
+
+
+@pytest.mark.slow
+def test_integrate_jit_and_grad_slow():
     ts = jnp.linspace(0.0, 1.0, 5)
     y0 = jnp.array([[1.0], [2.0]])
 
@@ -155,16 +172,9 @@ def test_integrate_jit_vmap_grad():
         return gd.integrate(_decay, y0, ts, args=(a,), rtol=1e-8, atol=1e-8).ys[:, -1, 0]
 
     np.testing.assert_allclose(jax.jit(final)(1.5), final(1.5), rtol=1e-6)
-    np.testing.assert_allclose(final(1.5), np.array([1.0, 2.0]) * np.exp(-1.5), rtol=1e-5)
     # d/da [y0 exp(-a)] = -y0 exp(-a)
     g = jax.grad(lambda a: final(a).sum())(1.5)
     np.testing.assert_allclose(g, -3.0 * np.exp(-1.5), rtol=1e-4)
-    sweep = jax.vmap(final)(jnp.array([0.5, 1.5]))
-    np.testing.assert_allclose(sweep[1], final(1.5), rtol=1e-6)
-    with count_compiles() as c:
-        final(1.5)
-        final(0.7)
-    assert c["n"] <= 2  # no recompilation of the solver for a new args value
 
 
 def test_uniform_bins_rows():
@@ -216,15 +226,26 @@ def test_kmeans_codebook_rows():
     cb = gd.kmeans_codebook(v, num_codes=4, key=KEY, num_inits=1)
     jitted = eqx.filter_jit(lambda x, k: gd.kmeans_codebook(x, num_codes=4, key=k, num_inits=1))
     np.testing.assert_allclose(jitted(v, KEY).centroids, cb.centroids, rtol=1e-5, atol=1e-6)
-    keys = jax.random.split(KEY, 2)
-    cents = jax.vmap(lambda k: gd.kmeans_codebook(v, num_codes=4, key=k, num_inits=1).centroids)(
-        keys
-    )
-    assert cents.shape == (2, 4)
     encode = eqx.filter_jit(lambda c, x: c.encode(x))
     np.testing.assert_array_equal(encode(cb, v), cb.encode(v))
     batch = jax.vmap(cb.decode)(jnp.stack([cb.encode(v), cb.encode(-v)]))
     np.testing.assert_allclose(batch[0], cb.decode(cb.encode(v)))
+
+
+@pytest.mark.slow
+def test_kmeans_codebook_vmap_over_keys():
+    v = _values(KEY, (400,))
+    keys = jax.random.split(KEY, 2)
+    cents = jax.vmap(lambda k: gd.kmeans_codebook(v, num_codes=4, key=k, num_inits=1).centroids)(
+        keys
+    )
+    for i in range(2):
+        np.testing.assert_allclose(
+            cents[i],
+            gd.kmeans_codebook(v, num_codes=4, key=keys[i], num_inits=1).centroids,
+            rtol=1e-5,
+            atol=1e-6,
+        )
 
 
 def test_perturbation_rows():
