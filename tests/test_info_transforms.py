@@ -161,7 +161,7 @@ def test_ksg_jit_vmap_no_recompile(getkey):
     x, y = _data(getkey(), n=40)
     ref = gi.ksg_mi(x, y, k=3, block_size=16)
     f = eqx.filter_jit(
-        eqx.debug.assert_max_traces(lambda a, b: gi.ksg_mi(a, b, k=3, block_size=16), 1)
+        eqx.debug.assert_max_traces(lambda a, b: gi.ksg_mi(a, b, k=3, block_size=16), max_traces=1)
     )
     np.testing.assert_allclose(f(x, y), ref, rtol=1e-6)
     f(x * 2.0, y + 1.0)
@@ -170,7 +170,7 @@ def test_ksg_jit_vmap_no_recompile(getkey):
 
 
 def test_pca_zscore_rows(getkey):
-    x = jax.random.normal(getkey(), (20, 4)) * jnp.array([3.0, 2.0, 1.0, 0.5])
+    x = jax.random.normal(getkey(), (20, 4)) * jnp.array([[3.0, 2.0, 1.0, 0.5]])
     for f in (lambda a: gi.pca(a, 2), lambda a: gi.zscore(a).values):
         ref = f(x)
         g = eqx.filter_jit(eqx.debug.assert_max_traces(f, max_traces=1))
@@ -196,7 +196,9 @@ def test_calibrated_mi_jit_row(getkey):
     key = getkey()
     ref = gi.calibrated_mi(truth, emb, key=key, **opts)
     f = eqx.filter_jit(
-        eqx.debug.assert_max_traces(lambda a, b, k: gi.calibrated_mi(a, b, key=k, **opts), 1)
+        eqx.debug.assert_max_traces(
+            lambda a, b, k: gi.calibrated_mi(a, b, key=k, **opts), max_traces=1
+        )
     )
     out = f(truth, emb, key)
     assert_tree_close(out.mi, ref.mi, rtol=1e-5, atol=1e-6)
