@@ -26,6 +26,7 @@ def test_inertia_matches_sklearn(getkey):
     assert best <= sk * 1.01
 
 
+@pytest.mark.slow
 def test_more_clusters_than_blobs_vs_sklearn(getkey):
     x = _blobs(seed=1, per=80)
     keys = jax.random.split(getkey(), 4)
