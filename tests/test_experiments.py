@@ -243,7 +243,8 @@ def test_summarize_ratios_and_spread():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ablation")
-    cfg = preset_config("tiny", architectures=("lstm",))
+    # waveform: closed-form generator, no ODE solver to compile
+    cfg = preset_config("tiny", architectures=("lstm",), systems=("waveform",))
     result = run_ablation(cfg, out, progress=False, log=None)
     return cfg, out, result
 
@@ -263,7 +264,7 @@ def test_tiny_ablation_end_to_end(tiny_run):
         assert len(rec["distortion_trajectory"]) == cfg.train.num_epochs
     head = saved["summary"]["head"][0]
     assert head["architecture"] == "lstm" and math.isfinite(head["ratio_ce_over_mse"])
-    assert not (out / "checkpoints" / "lorenz_lstm_ce_s320").exists()
+    assert not (out / "checkpoints" / "waveform_lstm_ce_s320").exists()
 
 
 def _args(**kw):
@@ -281,11 +282,11 @@ def test_cli_resumes_same_config_and_refuses_a_different_one(tiny_run, capsys):
     cfg, out, result = tiny_run
     before = (out / "cells.jsonl").read_text()
     # same configuration: every cell is already recorded, so nothing is retrained
-    assert cli_main(_args(preset="tiny", architectures="lstm", out=out)) == 0
+    assert cli_main(_args(preset="tiny", architectures="lstm", system="waveform", out=out)) == 0
     assert (out / "cells.jsonl").read_text() == before
     assert "lstm" in capsys.readouterr().out
     # a different configuration into the same directory is refused
-    assert cli_main(_args(preset="tiny", architectures="bert", out=out)) == 2
+    assert cli_main(_args(preset="tiny", architectures="bert", system="waveform", out=out)) == 2
     assert "different configuration" in capsys.readouterr().err
     assert cli_main(_args(preset="nope", out=out)) == 2
     assert cli_main(_args(preset="tiny", system="venus", out=out)) == 2

@@ -53,7 +53,9 @@ def test_loss_grad_matches_finite_differences(getkey, x64):
     eps = 1e-5
     plus = loss(jax.tree.map(lambda p, d: p + eps * d, params, direction))
     minus = loss(jax.tree.map(lambda p, d: p - eps * d, params, direction))
-    np.testing.assert_allclose(analytic, float(plus - minus) / (2 * eps), rtol=1e-5)
+    # some Flax layers compute in float32 even with float64 parameters, hence rtol 1e-2 (a wrong
+    # gradient is off by O(1))
+    np.testing.assert_allclose(analytic, float(plus - minus) / (2 * eps), rtol=1e-2)
 
 
 def test_embed_does_not_retrace_for_new_values(getkey):

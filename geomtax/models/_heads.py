@@ -188,15 +188,15 @@ def sequence_loss(
     """
     if jnp.ndim(tokens) != 2 or tokens.shape[-1] < 2:
         raise ValueError(f"tokens must have shape (B, L) with L >= 2; got {jnp.shape(tokens)}")
+    if model.head_kind == "mse" and (values is None or jnp.shape(values) != jnp.shape(tokens)):
+        raise ValueError(
+            f"head='mse' needs values with the tokens' shape {jnp.shape(tokens)}; got "
+            f"{None if values is None else jnp.shape(values)}"
+        )
     out = model(tokens[:, :-1], key=key)
     if model.head_kind == "ce":
         return optax.softmax_cross_entropy_with_integer_labels(out, tokens[:, 1:]).mean()
     if model.head_kind == "mse":
-        if values is None or jnp.shape(values) != jnp.shape(tokens):
-            raise ValueError(
-                f"head='mse' needs values with the tokens' shape {jnp.shape(tokens)}; got "
-                f"{None if values is None else jnp.shape(values)}"
-            )
         return jnp.mean((out[..., 0] - values[:, 1:]) ** 2)
     target = model.code_table[...][tokens[:, 1:]]
     return jnp.mean((out - target) ** 2)
