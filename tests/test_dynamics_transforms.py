@@ -106,11 +106,13 @@ def test_every_public_callable_has_a_row():
     assert names <= covered, f"no transform row for {sorted(names - covered)}"
 
 
-# coupled_lorenz / generate run the same _simulate_jit pipeline as lorenz: slow-only (compiles).
+# coupled_lorenz / generate / simulate share the lorenz _simulate_jit pipeline: slow-only.
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=pytest.mark.slow) if n in ("coupled_lorenz", "generate") else n
+        pytest.param(n, marks=pytest.mark.slow)
+        if n in ("coupled_lorenz", "generate", "simulate")
+        else n
         for n in sorted(GENERATOR_ROWS)
     ],
 )
