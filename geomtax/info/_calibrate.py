@@ -1,5 +1,7 @@
 """The paper's calibrated-MI protocol: ceiling, random-embedding noise floor, normalized MI."""
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -59,7 +61,7 @@ def calibrated_mi(
     pca_dim: int | None = 50,
     noise_scale: float = 0.1,
     random_dim: int = 50,
-    **mi_options,
+    **mi_options: Any,
 ) -> CalibratedMIResult:
     r"""MI between ground truth and an embedding, calibrated as in the paper (REFERENCE 6.1).
 

@@ -122,7 +122,7 @@ class ConcatCritic(AbstractCritic):
         *,
         hidden: tuple[int, ...] = (256, 128),
         dropout: float = 0.0,
-        dtype=None,
+        dtype: "jnp.dtype | None" = None,
         key: KeyArray,
     ):
         if not 0.0 <= dropout < 1.0:
@@ -178,7 +178,7 @@ class SeparableCritic(AbstractCritic):
         hidden: tuple[int, ...] = (256, 128),
         embed_dim: int = 32,
         dropout: float = 0.0,
-        dtype=None,
+        dtype: "jnp.dtype | None" = None,
         key: KeyArray,
     ):
         if not 0.0 <= dropout < 1.0:

@@ -6,6 +6,7 @@ and/or stacked datasets runs many fits side by side (e.g. 5 seeds x 8 layers in 
 """
 
 import math
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -456,7 +457,7 @@ def mine_train_tail(
     *,
     key: KeyArray,
     bound: str = "dv",
-    **options,
+    **options: Any,
 ) -> MIResult:
     r"""The reference MINE estimate: the tail average of the training objective, in nats.
 
@@ -497,7 +498,7 @@ def mine_heldout(
     key: KeyArray,
     bound: str = "dv",
     heldout_fraction: float = 0.2,
-    **options,
+    **options: Any,
 ) -> MIResult:
     r"""MINE evaluated on a held-out split, in nats.
 
