@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._chunking import map_row_blocks
+from .._custom_types import Array, ArrayLike, Float, Int
 from .._errors import check_choice, check_rank
 
 METRICS = ("euclidean", "sqeuclidean", "cosine")
@@ -45,7 +46,9 @@ def _cross(xb, y, metric: str):
     return sq if metric == "sqeuclidean" else _safe_sqrt(sq)
 
 
-def distance(u, v, *, metric: str = "euclidean"):
+def distance(
+    u: Float[ArrayLike, " d"], v: Float[ArrayLike, " d"], *, metric: str = "euclidean"
+) -> Float[Array, ""]:
     """Distance between two vectors ``u`` and ``v`` of shape (d,) (the pointwise primitive).
 
     Examples:
@@ -64,7 +67,13 @@ def distance(u, v, *, metric: str = "euclidean"):
     return sq if metric == "sqeuclidean" else _safe_sqrt(sq)
 
 
-def pairwise_distances(x, y=None, *, metric: str = "euclidean", block_size: int | None = None):
+def pairwise_distances(
+    x: Float[ArrayLike, "n d"],
+    y: Float[ArrayLike, "m d"] | None = None,
+    *,
+    metric: str = "euclidean",
+    block_size: int | None = None,
+) -> Float[Array, "n m"]:
     r"""Full distance matrix between the rows of ``x`` (n, d) and ``y`` (m, d) (default ``y = x``).
 
     Args:
@@ -76,7 +85,7 @@ def pairwise_distances(x, y=None, *, metric: str = "euclidean", block_size: int 
             Metrics built on top never call this with large n: they stream tiles instead.
 
     Returns:
-        Array of shape (n, m). For ``y=None`` the diagonal is exactly 0.
+        distances: Array of shape (n, m). For ``y=None`` the diagonal is exactly 0.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -105,12 +114,12 @@ def pairwise_distances(x, y=None, *, metric: str = "euclidean", block_size: int 
 
 
 def knn_search(
-    x,
+    x: Float[ArrayLike, "n d"],
     k: int,
     *,
     metric: str = "euclidean",
     block_size: int | None = None,
-):
+) -> tuple[Float[Array, "n k"], Int[Array, "n k"]]:
     """The ``k`` nearest neighbours of every row of ``x`` among the other rows (self excluded).
 
     Memory is O(block_size * n) when ``block_size`` is given (the n x n matrix never exists).
@@ -122,8 +131,8 @@ def knn_search(
         block_size: rows per tile; ``None`` for one dense pass.
 
     Returns:
-        ``(distances, indices)``, both (n, k), sorted by increasing distance; ties go to the
-        lower row index.
+        distances: (n, k) distances to the neighbours, sorted increasing.
+        indices: (n, k) row indices of the neighbours; ties go to the lower row index.
 
     Examples:
         >>> import jax.numpy as jnp
