@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,13 @@ SYSTEMS: dict[str, tuple[str, dict[str, Any]]] = {
     "oscillator": ("damped_oscillator", {}),
     "coupled-lorenz": ("coupled_lorenz", {"num_oscillators": 2}),
 }
+"""CLI system name -> (``geomtax.dynamics`` generator name, generator options)."""
+
 EXPERIMENTS = ("head", "architecture", "codebook", "jacobian", "attention", "hyena-order")
+"""Experiments of ``geomtax ablation`` (REFERENCE.md section 4.4-4.5)."""
+
 PRESETS = ("tiny", "quick", "paper")
+"""Named configurations accepted by :func:`preset_config`."""
 
 _PAPER_ATTENTION = (
     (),
@@ -517,7 +522,7 @@ def _procrustes(x: jax.Array, y: jax.Array) -> float:
     return float(out)
 
 
-def shattering_epoch(distortions, *, skip: int = 3, window: int = 3) -> int:
+def shattering_epoch(distortions: Sequence[float], *, skip: int = 3, window: int = 3) -> int:
     r"""The "shattering" transition epoch of a per-epoch distortion trajectory (REFERENCE 5.2).
 
     With :math:`\Delta D_e = D_e - D_{e-1}`, epochs ``< skip`` are ignored and the transition is

@@ -181,7 +181,9 @@ def _penalty(model: SequenceModel, tokens, key, config: TrainConfig):
     return jacobian_penalty_fro(fn, h0, key=k_probe) / tokens.shape[0]
 
 
-def make_train_step(graphdef, config: TrainConfig, optimizer: optax.GradientTransformation):
+def make_train_step(
+    graphdef: nnx.GraphDef, config: TrainConfig, optimizer: optax.GradientTransformation
+) -> Callable:
     """Build the jitted step ``(params, rest, opt_state, tokens, values, key, step) -> ...``.
 
     One compiled region: forward, loss (plus the Jacobian penalty on every

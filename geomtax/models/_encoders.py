@@ -25,6 +25,7 @@ from ._layers import (
 )
 
 ARCHITECTURES = ("bert", "mamba", "striped_hyena", "lstm")
+"""Encoder names accepted by :class:`EncoderConfig` and :func:`make_encoder`."""
 
 
 class EncoderConfig(eqx.Module):

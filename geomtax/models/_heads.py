@@ -11,6 +11,7 @@ from .._errors import check_choice
 from ._encoders import EncoderConfig, make_encoder
 
 HEADS = ("ce", "mse", "code")
+"""Head names: next-token cross-entropy, continuous next-value regression, fixed-code regression."""
 
 
 class FixedCode(nnx.Variable):
