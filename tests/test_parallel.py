@@ -118,6 +118,16 @@ if grd is not None and hasattr(grd, "rd_curve"):
     out["rd_real_err"] = [
         float(jnp.max(jnp.abs(getattr(sh, f) - getattr(ref, f)))) for f in ("rate", "distortion")
     ]
+# The kernels' own mesh= keyword delegates to the sharded paths, with identical results.
+dmesh = pairwise_distances(x, mesh=mesh)
+out["mesh_kw_pairwise"] = float(jnp.abs(dmesh - pairwise_distances(x)).max())
+dm, im = knn_search(x, 3, mesh=mesh)
+d0, i0 = knn_search(x, 3)
+out["mesh_kw_knn"] = [bool((im == i0).all()), float(jnp.abs(dm - d0).max())]
+if grd is not None:
+    cm = grd.rd_curve(p, dist, betas=betas, max_steps=2000, throw=False, mesh=mesh)
+    c0 = grd.rd_curve(p, dist, betas=betas, max_steps=2000, throw=False)
+    out["mesh_kw_rd"] = float(jnp.abs(cm.rate - c0.rate).max())
 # The sweep axis really is split: each of the 8 devices holds 2 of the 16 (padded) points.
 z = shard_sweep(lambda b: b * 2.0, jnp.arange(16.0), mesh=mesh)
 out["shards"] = sorted(len(sh.data) for sh in z.addressable_shards)
@@ -140,6 +150,12 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def sharded():
     return _run_with_devices(SHARDED_SCRIPT)
+
+
+def test_kernel_mesh_keyword_matches_single_device(sharded):
+    assert sharded["mesh_kw_pairwise"] < 1e-5
+    assert sharded["mesh_kw_knn"][0] and sharded["mesh_kw_knn"][1] < 1e-5
+    assert sharded["mesh_kw_rd"] < 1e-6
 
 
 def test_eight_simulated_devices(sharded):

@@ -16,6 +16,7 @@ Conventions (shared by every geomtax metric):
 
 import jax.numpy as jnp
 from jax import lax
+from jax.sharding import Mesh
 
 from .._chunking import map_row_blocks
 from .._custom_types import Array, ArrayLike, Float, Int
@@ -73,6 +74,7 @@ def pairwise_distances(
     *,
     metric: str = "euclidean",
     block_size: int | None = None,
+    mesh: Mesh | None = None,
 ) -> Float[Array, "n m"]:
     r"""Full distance matrix between the rows of ``x`` (n, d) and ``y`` (m, d) (default ``y = x``).
 
@@ -83,6 +85,8 @@ def pairwise_distances(
         block_size: if given, rows of ``x`` are processed ``block_size`` at a time so that the
             intermediates stay O(block_size * m); the (n, m) output itself is still returned.
             Metrics built on top never call this with large n: they stream tiles instead.
+        mesh: optional 1-D ``jax.sharding.Mesh``; the rows of ``x`` are then split across its
+            devices (:func:`geomtax.parallel.sharded_pairwise_distances`), identical results.
 
     Returns:
         distances: Array of shape (n, m). For ``y=None`` the diagonal is exactly 0.
@@ -92,6 +96,10 @@ def pairwise_distances(
         >>> pairwise_distances(jnp.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
         [[0.0, 5.0], [5.0, 0.0]]
     """
+    if mesh is not None:
+        from ..parallel import sharded_pairwise_distances
+
+        return sharded_pairwise_distances(x, y, mesh=mesh, metric=metric, block_size=block_size)
     check_choice("metric", metric, METRICS)
     check_rank("x", x)
     x = jnp.asarray(x)
@@ -119,6 +127,7 @@ def knn_search(
     *,
     metric: str = "euclidean",
     block_size: int | None = None,
+    mesh: Mesh | None = None,
 ) -> tuple[Float[Array, "n k"], Int[Array, "n k"]]:
     """The ``k`` nearest neighbours of every row of ``x`` among the other rows (self excluded).
 
@@ -129,6 +138,8 @@ def knn_search(
         k: number of neighbours, ``1 <= k < n``.
         metric: ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"``.
         block_size: rows per tile; ``None`` for one dense pass.
+        mesh: optional 1-D ``jax.sharding.Mesh``; query rows are then split across its devices
+            (:func:`geomtax.parallel.sharded_knn_search`), identical results.
 
     Returns:
         distances: (n, k) distances to the neighbours, sorted increasing.
@@ -140,6 +151,10 @@ def knn_search(
         >>> i[:, 0].tolist()
         [1, 0, 1]
     """
+    if mesh is not None:
+        from ..parallel import sharded_knn_search
+
+        return sharded_knn_search(x, k, mesh=mesh, metric=metric, block_size=block_size)
     check_choice("metric", metric, METRICS)
     check_rank("x", x)
     x = jnp.asarray(x)
