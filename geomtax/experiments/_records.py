@@ -94,22 +94,24 @@ def _figures(out: Path, result: dict[str, Any]) -> list[Path]:
         rows = summary["head"]
         labels = [f"{r['architecture']}\n{r['system']}" for r in rows]
         x = np.arange(len(rows))
-        fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(rows)), 3.4))
+        fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(rows)), 3.8))
         ax.bar(x - 0.2, [r["d_ce"] for r in rows], 0.4, label="CE head (discrete)")
         ax.bar(x + 0.2, [r["d_mse"] for r in rows], 0.4, label="MSE head (continuous)")
         for xi, r in zip(x, rows, strict=True):
             ax.text(
                 xi,
                 max(r["d_ce"], r["d_mse"]),
-                f"{r['ratio_ce_over_mse']:.2g}x",
+                f"D_CE/D_MSE = {r['ratio_ce_over_mse']:.2f}",
                 ha="center",
                 va="bottom",
                 fontsize=8,
             )
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_ylabel("Procrustes distortion D (value noise)")
-        ax.set_title("Head ablation: identical encoder, CE vs MSE head")
-        ax.legend(fontsize=8)
+        ax.set_title("Head ablation: identical encoder, CE vs MSE head", fontsize=10)
+        top = max(max(r["d_ce"], r["d_mse"]) for r in rows)
+        ax.set_ylim(0, 1.35 * top)
+        ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
         fig.tight_layout()
         p = out / "head_ablation.png"
         fig.savefig(p, dpi=120)
