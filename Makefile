@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/distortion_demo.py
+	$(VENV)/bin/geomtax ablation --preset quick --system lorenz --out $(OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -n $(PYTEST_WORKERS) --durations=15
