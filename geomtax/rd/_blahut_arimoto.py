@@ -385,22 +385,30 @@ def _curve_checks(rate, distortion, gap):
 @eqx.filter_jit
 def _rd_curve_jit(p_x, d, betas, tol, max_steps, min_steps, check_every, beta_batch_size):
     def one(b):
-        sol = _blahut_arimoto_jit(p_x, d, b, tol, max_steps, min_steps, check_every)
-        return (
-            sol.rate,
-            sol.distortion,
-            sol.rate_upper,
-            sol.rate_lower,
-            sol.gap,
-            sol.num_steps,
-            sol.converged,
-        )
+        return _curve_fields(_blahut_arimoto_jit(p_x, d, b, tol, max_steps, min_steps, check_every))
 
     if beta_batch_size is None:
         out = jax.vmap(one)(betas)
     else:
         out = lax.map(one, betas, batch_size=beta_batch_size)
-    rate, dist, ru, rl, gap, steps, conv = out
+    return _assemble_curve(betas, out)
+
+
+def _curve_fields(sol):
+    """The per-beta fields an :class:`RDCurve` keeps (q(y|x) is dropped to save memory)."""
+    return (
+        sol.rate,
+        sol.distortion,
+        sol.rate_upper,
+        sol.rate_lower,
+        sol.gap,
+        sol.num_steps,
+        sol.converged,
+    )
+
+
+def _assemble_curve(betas, fields) -> "RDCurve":
+    rate, dist, ru, rl, gap, steps, conv = fields
     monotone, convex = _curve_checks(rate, dist, gap)
     return RDCurve(betas, rate, dist, ru, rl, gap, steps, conv, monotone, convex)
 
@@ -492,19 +500,7 @@ def rd_curve(
             tol=float(tol),
             throw=False,
         )
-        monotone, convex = _curve_checks(sol.rate, sol.distortion, sol.gap)
-        curve = RDCurve(
-            betas,
-            sol.rate,
-            sol.distortion,
-            sol.rate_upper,
-            sol.rate_lower,
-            sol.gap,
-            sol.num_steps,
-            sol.converged,
-            monotone,
-            convex,
-        )
+        curve = _assemble_curve(betas, _curve_fields(sol))
     else:
         curve = _rd_curve_jit(
             p_x.astype(dtype),
