@@ -290,3 +290,31 @@ def test_cli_resumes_same_config_and_refuses_a_different_one(tiny_run, capsys):
     assert "different configuration" in capsys.readouterr().err
     assert cli_main(_args(preset="nope", out=out)) == 2
     assert cli_main(_args(preset="tiny", system="venus", out=out)) == 2
+
+
+@pytest.mark.slow
+def test_tiny_ablation_every_experiment(tmp_path):
+    """Codebook, Jacobian, attention-ratio and Hyena-order sweeps run end to end (tiny sizes)."""
+    exps = ("codebook", "jacobian", "attention", "hyena-order")
+    cfg = preset_config("tiny", systems=("waveform",), experiments=exps)
+    result = run_ablation(cfg, tmp_path, progress=False, log=None)
+    summary = result["summary"]
+    assert set(summary) == set(exps)
+    # every planned cell has a finite distortion and suite metrics in their ranges
+    assert len(result["records"]) == len(plan_cells(cfg))
+    for rec in result["records"]:
+        assert 0.0 <= rec["distortion"] <= 1.0, rec["cell_id"]
+        for m in ("rdm_similarity", "trustworthiness", "knn_overlap"):
+            assert -1.0 <= rec[f"suite_{m}"] <= 1.0 + 1e-6, (rec["cell_id"], m)
+    # codebook: the reconstruction error of a k-means codebook falls as K grows
+    km = [r for r in summary["codebook"] if r["condition"] == "kmeans-ce"]
+    assert [r["num_codes"] for r in km] == list(cfg.codebook_sizes)
+    assert km[-1]["reconstruction_mse"] < km[0]["reconstruction_mse"]
+    # each sweep has one finite row per setting
+    assert len(summary["jacobian"]) == len(cfg.jacobian_architectures) * len(cfg.jacobian_lambdas)
+    assert len(summary["attention"]) == len(cfg.attention_patterns) + 2
+    assert [r["hyena_order"] for r in summary["hyena-order"]] == list(cfg.hyena_orders)
+    for name in exps:
+        assert all(math.isfinite(r["distortion"]) for r in summary[name]), name
+    for png in ("codebook_sweep.png", "jacobian_sweep.png", "attention_sweep.png"):
+        assert (tmp_path / png).exists(), png

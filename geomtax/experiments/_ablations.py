@@ -581,15 +581,46 @@ def _make_embedder(model: SequenceModel, batch_size: int) -> Callable[[jax.Array
     return embed_all
 
 
-def _distortions(model, tok: _Tokenized, rows: int | None, batch_size: int) -> dict[str, float]:
+#: ``distortion_report`` fields recorded per cell (``suite_<name>``), means over noise rates.
+SUITE_METRICS = (
+    "cka_linear",
+    "rdm_similarity",
+    "trustworthiness",
+    "continuity",
+    "knn_overlap",
+    "stress",
+)
+
+
+def _distortions(
+    model, tok: _Tokenized, rows: int | None, batch_size: int, *, suite_key=None
+) -> dict[str, float]:
+    """Procrustes D of clean vs each perturbation (``noise_mean`` over value-noise rates).
+
+    With ``suite_key`` the rest of the suite (``distortion_report``: CKA, Spearman RDM
+    similarity, trustworthiness, continuity, k-NN overlap at ``k = min(10, (n - 1) // 2)`` and
+    Kruskal stress) is also computed on every noise perturbation and averaged over the rates,
+    returned as ``suite_<metric>``.
+    """
+    from ..geometry import distortion_report
+
     embed_all = _make_embedder(model, batch_size)
     sl = slice(None) if rows is None else slice(0, rows)
     clean = embed_all(tok.eval_tokens[sl])
-    out = {}
+    out: dict[str, float] = {}
+    suite: dict[str, list[float]] = {m: [] for m in SUITE_METRICS}
+    k = min(10, (clean.shape[0] - 1) // 2)
     for name, pert in tok.perturbed.items():
-        out[name] = _procrustes(clean, embed_all(pert[sl]))
-    noise = [v for k, v in out.items() if k.startswith("noise_")]
+        emb = embed_all(pert[sl])
+        out[name] = _procrustes(clean, emb)
+        if suite_key is not None and name.startswith("noise_"):
+            rep = distortion_report(clean, emb, key=suite_key, k=k, n_splits=0)
+            for m in SUITE_METRICS:
+                suite[m].append(float(getattr(rep, m)))
+    noise = [v for k_, v in out.items() if k_.startswith("noise_")]
     out["noise_mean"] = float(np.mean(noise))
+    if suite_key is not None:
+        out.update({f"suite_{m}": float(np.mean(v)) for m, v in suite.items()})
     return out
 
 
@@ -632,7 +663,8 @@ def run_cell(
         description=cell.cell_id,
     )
     train_seconds = time.perf_counter() - t0
-    final = _distortions(best, tok, None, config.embed_batch_size)
+    k_suite = jax.random.fold_in(root, 11)
+    final = _distortions(best, tok, None, config.embed_batch_size, suite_key=k_suite)
     trajectory = [r.get("distortion_noise_mean", math.nan) for r in records]
     record: dict[str, Any] = {
         "cell_id": cell.cell_id,
@@ -670,6 +702,8 @@ def run_cell(
     }
     for rate in config.noise_rates:
         record[f"distortion_noise_{rate:g}"] = final[f"noise_{rate:g}"]
+    for m in SUITE_METRICS:
+        record[f"suite_{m}"] = final[f"suite_{m}"]
     return record
 
 
@@ -681,10 +715,22 @@ def _select(records, **match):
     return [r for r in records if all(r.get(k) == v for k, v in match.items())]
 
 
+#: Suite metrics shown next to D in the head table: record field -> column prefix.
+_HEAD_SUITE_COLUMNS = {
+    "cka_linear": "cka",
+    "rdm_similarity": "rdm",
+    "trustworthiness": "trust",
+    "knn_overlap": "knn",
+}
+
+
 def summarize(config: AblationConfig, records: list[dict[str, Any]]) -> dict[str, list[dict]]:
     """Experiment tables from cell records (means over seeds).
 
-    * ``head``: per system and architecture, D_CE, D_MSE and ``ratio = D_CE / D_MSE``.
+    * ``head``: per system and architecture, D_CE, D_MSE and ``ratio = D_CE / D_MSE``, the
+      time-reversal D of both heads, and the rest of the suite of both heads (``cka_*``,
+      ``rdm_*``, ``trust_*``, ``knn_*``: linear CKA, Spearman RDM similarity, trustworthiness
+      and k-NN overlap of clean vs value-noise embeddings; 1 = geometry kept).
     * ``architecture``: per system and head, max / min distortion across architectures.
     * ``codebook``: per system and K, distortion and reconstruction MSE (plus the uniform-256 CE
       and MSE references).
@@ -715,17 +761,20 @@ def summarize(config: AblationConfig, records: list[dict[str, Any]]) -> dict[str
                 mse = mean(_select(sel, architecture=arch, head="mse"))
                 ce_rev = mean(_select(sel, architecture=arch, head="ce"), "distortion_reversal")
                 mse_rev = mean(_select(sel, architecture=arch, head="mse"), "distortion_reversal")
-                rows.append(
-                    {
-                        "system": system,
-                        "architecture": arch,
-                        "d_ce": ce,
-                        "d_mse": mse,
-                        "ratio_ce_over_mse": ce / mse if mse > 0 else math.nan,
-                        "d_ce_reversal": ce_rev,
-                        "d_mse_reversal": mse_rev,
-                    }
-                )
+                row = {
+                    "system": system,
+                    "architecture": arch,
+                    "d_ce": ce,
+                    "d_mse": mse,
+                    "ratio_ce_over_mse": ce / mse if mse > 0 else math.nan,
+                    "d_ce_reversal": ce_rev,
+                    "d_mse_reversal": mse_rev,
+                }
+                for m, short in _HEAD_SUITE_COLUMNS.items():
+                    for head in ("ce", "mse"):
+                        s = _select(sel, architecture=arch, head=head)
+                        row[f"{short}_{head}"] = mean(s, f"suite_{m}")
+                rows.append(row)
         out["head"] = rows
     if "architecture" in config.experiments:
         rows = []

@@ -32,6 +32,12 @@ _CELL_COLUMNS = (
     "reconstruction_mse",
     "distortion",
     "distortion_reversal",
+    "suite_cka_linear",
+    "suite_rdm_similarity",
+    "suite_trustworthiness",
+    "suite_continuity",
+    "suite_knn_overlap",
+    "suite_stress",
     "shattering_epoch",
 )
 
@@ -117,16 +123,18 @@ def _figures(out: Path, result: dict[str, Any]) -> list[Path]:
         fig.savefig(p, dpi=120)
         plt.close(fig)
         written.append(p)
-    trajectories = [r for r in result["records"] if r.get("distortion_trajectory")]
+    # Trajectories of the head-ablation cells (uniform tokens, no penalty) only.
+    trajectories = [
+        r
+        for r in result["records"]
+        if r.get("distortion_trajectory")
+        and r["tokenizer"] == "uniform"
+        and not r["jacobian_lambda"]
+        and "head" in r["experiments"]
+    ]
     if trajectories:
         fig, ax = plt.subplots(figsize=(5, 3.4))
         for r in trajectories:
-            if (
-                r["tokenizer"] != "uniform"
-                or r["jacobian_lambda"]
-                or "head" not in r["experiments"]
-            ):
-                continue
             style = "-" if r["head"] == "ce" else "--"
             ep = np.arange(1, len(r["distortion_trajectory"]) + 1)
             ax.plot(
