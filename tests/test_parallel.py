@@ -128,6 +128,15 @@ if grd is not None:
     cm = grd.rd_curve(p, dist, betas=betas, max_steps=2000, throw=False, mesh=mesh)
     c0 = grd.rd_curve(p, dist, betas=betas, max_steps=2000, throw=False)
     out["mesh_kw_rd"] = float(jnp.abs(cm.rate - c0.rate).max())
+# calibrated_mi(mesh=): the seeds of its three fits sharded, same keys as the vmap path.
+from geomtax.info import calibrated_mi
+t = jax.random.normal(jax.random.key(3), (60, 2))
+e = t @ jax.random.normal(jax.random.key(4), (2, 5))
+cal = [calibrated_mi(t, e, key=jax.random.key(5), num_seeds=3, estimator="ksg", mesh=m)
+       for m in (mesh, None)]
+out["calibrated_err"] = max(float(jnp.max(jnp.abs(getattr(cal[0], f) - getattr(cal[1], f))))
+                            for f in ("mi", "ceiling", "random"))
+out["calibrated_shape"] = list(cal[0].mi.shape)
 # The sweep axis really is split: each of the 8 devices holds 2 of the 16 (padded) points.
 z = shard_sweep(lambda b: b * 2.0, jnp.arange(16.0), mesh=mesh)
 out["shards"] = sorted(len(sh.data) for sh in z.addressable_shards)
@@ -219,6 +228,11 @@ def test_sharded_mutual_information_matches_single_fits():
     out = _run_with_devices(REAL_MI_SCRIPT, timeout=500)
     assert out["n"] == 5
     assert out["err"] <= 1e-5  # float32 training of 50 steps; observed ~2e-7
+
+
+def test_calibrated_mi_mesh_matches_single_device(sharded):
+    assert sharded["calibrated_shape"] == [3]
+    assert sharded["calibrated_err"] < 1e-5
 
 
 def test_sweep_axis_split_over_devices(sharded):

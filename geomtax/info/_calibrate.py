@@ -5,6 +5,8 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
+from jax.tree_util import Partial
 from jaxtyping import Array, Bool, Float
 
 from .._custom_types import KeyArray
@@ -51,6 +53,17 @@ class CalibratedMIResult(eqx.Module):
     num_constant: Array
 
 
+def _seed_fit(k_data, k_fit, truth, emb, *, kind, noise_scale, random_dim, estimator, options):
+    """One seed's fit: ``kind`` = "mi" (truth vs embedding), "ceiling" or "random"."""
+    if kind == "mi":
+        other = emb
+    elif kind == "ceiling":
+        other = truth + noise_scale * jax.random.normal(k_data, truth.shape, truth.dtype)
+    else:
+        other = jax.random.normal(k_data, (truth.shape[0], random_dim), truth.dtype)
+    return mutual_information(truth, other, key=k_fit, estimator=estimator, **dict(options)).value
+
+
 def calibrated_mi(
     x_truth: Float[Array, "n dt"],
     x_embedding: Float[Array, "n de"],
@@ -61,6 +74,7 @@ def calibrated_mi(
     pca_dim: int | None = 50,
     noise_scale: float = 0.1,
     random_dim: int = 50,
+    mesh: Mesh | None = None,
     **mi_options: Any,
 ) -> CalibratedMIResult:
     r"""MI between ground truth and an embedding, calibrated as in the paper (REFERENCE 6.1).
@@ -89,6 +103,9 @@ def calibrated_mi(
         pca_dim: PCA target dimension for the embedding, or ``None`` to skip.
         noise_scale: Standard deviation of the ceiling's added noise.
         random_dim: Dimension of the random Gaussian baseline embedding.
+        mesh: optional 1-D ``jax.sharding.Mesh``; the seeds of each of the three fits are then
+            split across its devices (`geomtax.parallel.shard_sweep`), with the same keys and
+            results as the single-device ``vmap``.
         **mi_options: Further options of `mutual_information` (``num_steps``, ...).
 
     Returns:
@@ -124,23 +141,29 @@ def calibrated_mi(
         emb = pca(emb, int(pca_dim))
     ze = zscore(emb)
     truth, emb = zt.values, ze.values.astype(zt.values.dtype)
-    n, dt = truth.shape
-    dtype = truth.dtype
-
-    def fit(other, k):
-        return mutual_information(truth, other, key=k, estimator=estimator, **mi_options).value
 
     keys = jax.random.split(key, num_seeds)
     k_mi, k_ceil_noise, k_ceil, k_rand_data, k_rand = (
         jax.vmap(lambda k: jax.random.split(k, 5))(keys)[:, i] for i in range(5)
     )
-    mi = jax.vmap(lambda k: fit(emb, k))(k_mi)
-    ceiling = jax.vmap(
-        lambda kn, k: fit(truth + noise_scale * jax.random.normal(kn, (n, dt), dtype), k)
-    )(k_ceil_noise, k_ceil)
-    random = jax.vmap(lambda kn, k: fit(jax.random.normal(kn, (n, int(random_dim)), dtype), k))(
-        k_rand_data, k_rand
+    common = dict(
+        noise_scale=float(noise_scale),
+        random_dim=int(random_dim),
+        estimator=estimator,
+        options=tuple(sorted(mi_options.items())),
     )
+
+    def run(kind, k_data, k_fit):
+        fn = Partial(_seed_fit, kind=kind, **common)
+        if mesh is None:
+            return jax.vmap(fn, in_axes=(0, 0, None, None))(k_data, k_fit, truth, emb)
+        from ..parallel import shard_sweep
+
+        return shard_sweep(fn, k_data, k_fit, mesh=mesh, shared=(truth, emb))
+
+    mi = run("mi", k_mi, k_mi)
+    ceiling = run("ceiling", k_ceil_noise, k_ceil)
+    random = run("random", k_rand_data, k_rand)
     mi_mean, ceiling_mean, random_mean = jnp.mean(mi), jnp.mean(ceiling), jnp.mean(random)
     random_std = jnp.std(random)
     noise_floor = random_mean + 2.0 * random_std
