@@ -94,6 +94,15 @@ def test_rdm_similarity_spearman_and_pearson(x64, metric):
     assert int(p.n_pairs) == 40 * 39 // 2
 
 
+def test_rdm_similarity_pair_count_beyond_int32():
+    """n = 70,000 has 2.45e9 pairs (> int32): streamed Pearson traces, n_pairs is exact."""
+    s = jax.ShapeDtypeStruct((70_000, 4), jnp.float32)
+    out = jax.eval_shape(
+        lambda a, b: gg.rdm_similarity(a, b, method="pearson", block_size=512), s, s
+    )
+    assert out.n_pairs == 70_000 * 69_999 // 2 and out.value.shape == ()
+
+
 def test_rdm_similarity_tied_integer_embeddings():
     rng = _rng(2)
     x = rng.integers(0, 3, size=(40, 6)).astype(np.float32)

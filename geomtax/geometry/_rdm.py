@@ -7,7 +7,7 @@ RDM layout: the condensed upper triangle (``i < j``, row-major, scipy ``pdist`` 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Bool, Float
 
 from .._chunking import scan_row_blocks
 from .._custom_types import KeyArray, Samples
@@ -38,7 +38,8 @@ class RDMSimilarityResult(eqx.Module):
             (1.0 drift) when an RDM is constant.
         constant: True when either RDM is constant (correlation undefined; value set by
             convention).
-        n_pairs: number of pairs the value was computed from.
+        n_pairs: number of pairs the value was computed from (a Python int, static: it follows
+            from the shapes, and n(n-1)/2 exceeds the int32 range beyond n = 65,536).
         stderr: standard error of a sampled-pair estimate (0.0 when exact).
         rank_error_bound: proven bound on ``|value - exact Spearman|`` from binned ranking
             (0.0 for exact ranks and for Pearson).
@@ -46,7 +47,7 @@ class RDMSimilarityResult(eqx.Module):
 
     value: Float[Array, ""]
     constant: Bool[Array, ""]
-    n_pairs: Int[Array, ""]
+    n_pairs: int = eqx.field(static=True)
     stderr: Float[Array, ""]
     rank_error_bound: Float[Array, ""]
 
@@ -267,7 +268,7 @@ def _streamed_pearson(x, y, metric, block_size):
     """Pearson of two RDMs summed over all ordered pairs i != j (same value as condensed)."""
     n = x.shape[0]
     dtype = x.dtype
-    count = n * (n - 1)
+    count = float(n * (n - 1))  # a Python int beyond n = 46,341 overflows int32
 
     dxcol = x.shape[1]
     xy = jnp.concatenate([x, y], axis=1)
@@ -307,7 +308,7 @@ def _rdm_similarity_impl(x, y, *, metric, method, block_size, rank_method):
     x, m = _prep_metric(x, metric)
     y, _ = _prep_metric(y, metric)
     n = x.shape[0]
-    n_pairs = jnp.asarray(n * (n - 1) // 2, jnp.int32)
+    n_pairs = n * (n - 1) // 2
     zero = jnp.zeros((), x.dtype)
     if method == "pearson":
         if block_size is not None and block_size < n:
@@ -335,7 +336,7 @@ def _sampled_impl(x, y, key, *, metric, method, m, rank_method):
     if method == "pearson":
         r, constant = pearson(u, v)
         se = pearson_influence_se(jax.lax.stop_gradient(u), jax.lax.stop_gradient(v))
-        return RDMSimilarityResult(r, constant, jnp.asarray(m, jnp.int32), se, zero)
+        return RDMSimilarityResult(r, constant, int(m), se, zero)
     rho, constant, bound = spearman(u, v, rank_method=rank_method)
     g = SE_GROUPS
     mg = m // g
@@ -347,7 +348,7 @@ def _sampled_impl(x, y, key, *, metric, method, m, rank_method):
     return RDMSimilarityResult(
         rho.astype(x.dtype),
         constant,
-        jnp.asarray(m, jnp.int32),
+        int(m),
         se.astype(x.dtype),
         bound.astype(x.dtype),
     )
