@@ -159,14 +159,25 @@ def _figures(out: Path, result: dict[str, Any]) -> list[Path]:
         fig, ax = plt.subplots(figsize=(5, 3.4))
         ks = [r["num_codes"] for r in rows]
         ax.plot(ks, [r["distortion"] for r in rows], "o-", color="C0", label="distortion D")
+        refs = {r["condition"]: r for r in summary["codebook"] if r["condition"] != "kmeans-ce"}
+        for cond, style in (("uniform-ce", ":"), ("uniform-mse", "-.")):
+            if cond in refs and math.isfinite(refs[cond]["distortion"]):
+                ax.axhline(
+                    refs[cond]["distortion"],
+                    ls=style,
+                    color="0.4",
+                    lw=1,
+                    label=f"{cond} ({refs[cond]['num_codes']} bins)",
+                )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("codebook size K")
         ax.set_ylabel("D", color="C0")
+        ax.legend(fontsize=7, loc="lower left", frameon=False)
         ax2 = ax.twinx()
         ax2.plot(ks, [r["reconstruction_mse"] for r in rows], "s--", color="C1")
         ax2.set_yscale("log")
         ax2.set_ylabel("reconstruction MSE", color="C1")
-        ax.set_title("Codebook sweep (double bind)")
+        ax.set_title("Codebook sweep: D (k-means CE) and reconstruction MSE", fontsize=10)
         fig.tight_layout()
         p = out / "codebook_sweep.png"
         fig.savefig(p, dpi=120)
