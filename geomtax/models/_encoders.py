@@ -20,7 +20,7 @@ from ._layers import (
     causal_fft_conv,
     dropout,
     lift,
-    linear_recurrence,
+    selective_scan,
     split_key,
 )
 
@@ -239,10 +239,7 @@ class _MambaMixer(nnx.Module):
         c = proj[..., self.dt_rank + self.d_state :]
         delta = jax.nn.softplus(self.dt_proj(dt_low))  # (..., L, D)
         a = -jnp.exp(self.a_log[...])  # (D, N)
-        decay = jnp.exp(delta[..., None] * lift(a, delta.ndim + 1))  # (..., L, D, N)
-        drive = (delta * u)[..., None] * b[..., None, :]  # (..., L, D, N)
-        states = linear_recurrence(decay, drive, axis=x.ndim - 2)
-        y = jnp.einsum("...ldn,...ln->...ld", states, c) + lift(self.d_skip[...], u.ndim) * u
+        y = selective_scan(delta, u, b, c, a) + lift(self.d_skip[...], u.ndim) * u
         return self.out_proj(y * jax.nn.silu(z))
 
 
@@ -256,7 +253,9 @@ class SmallMamba(_Encoder):
     .. math:: s_t = e^{\Delta_t A} \odot s_{t-1} + \Delta_t B_t u_t,\qquad
        y_t = C_t s_t + D u_t,
 
-    solved with ``jax.lax.associative_scan`` (parallel in time), gated by ``SiLU(z)``.
+    solved by :func:`selective_scan` (a parallel ``jax.lax.associative_scan`` within chunks of 64
+    steps, the state carried across chunks, rematerialised in the backward pass so memory stays
+    O(chunk) rather than O(L) in the ``(D, N)`` state), gated by ``SiLU(z)``.
 
     Args:
         config: an :class:`EncoderConfig` (uses ``d_state``, ``d_conv``, ``expand``).
