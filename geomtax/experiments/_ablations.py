@@ -609,15 +609,15 @@ def _distortions(
     clean = embed_all(tok.eval_tokens[sl])
     out: dict[str, float] = {}
     suite: dict[str, list[float]] = {m: [] for m in SUITE_METRICS}
-    k = min(10, (clean.shape[0] - 1) // 2)
+    num_neighbors = min(10, (clean.shape[0] - 1) // 2)
     for name, pert in tok.perturbed.items():
         emb = embed_all(pert[sl])
         out[name] = _procrustes(clean, emb)
         if suite_key is not None and name.startswith("noise_"):
-            rep = distortion_report(clean, emb, key=suite_key, k=k, n_splits=0)
+            rep = distortion_report(clean, emb, key=suite_key, k=num_neighbors, n_splits=0)
             for m in SUITE_METRICS:
                 suite[m].append(float(getattr(rep, m)))
-    noise = [v for k_, v in out.items() if k_.startswith("noise_")]
+    noise = [v for k, v in out.items() if k.startswith("noise_")]
     out["noise_mean"] = float(np.mean(noise))
     if suite_key is not None:
         out.update({f"suite_{m}": float(np.mean(v)) for m, v in suite.items()})
@@ -757,23 +757,20 @@ def summarize(config: AblationConfig, records: list[dict[str, Any]]) -> dict[str
         for system in config.systems:
             for arch in config.architectures:
                 sel = [r for r in in_exp("head") if r["system"] == system]
-                ce = mean(_select(sel, architecture=arch, head="ce"))
-                mse = mean(_select(sel, architecture=arch, head="mse"))
-                ce_rev = mean(_select(sel, architecture=arch, head="ce"), "distortion_reversal")
-                mse_rev = mean(_select(sel, architecture=arch, head="mse"), "distortion_reversal")
+                cells = {h: _select(sel, architecture=arch, head=h) for h in ("ce", "mse")}
+                ce, mse = mean(cells["ce"]), mean(cells["mse"])
                 row = {
                     "system": system,
                     "architecture": arch,
                     "d_ce": ce,
                     "d_mse": mse,
                     "ratio_ce_over_mse": ce / mse if mse > 0 else math.nan,
-                    "d_ce_reversal": ce_rev,
-                    "d_mse_reversal": mse_rev,
+                    "d_ce_reversal": mean(cells["ce"], "distortion_reversal"),
+                    "d_mse_reversal": mean(cells["mse"], "distortion_reversal"),
                 }
                 for m, short in _HEAD_SUITE_COLUMNS.items():
                     for head in ("ce", "mse"):
-                        s = _select(sel, architecture=arch, head=head)
-                        row[f"{short}_{head}"] = mean(s, f"suite_{m}")
+                        row[f"{short}_{head}"] = mean(cells[head], f"suite_{m}")
                 rows.append(row)
         out["head"] = rows
     if "architecture" in config.experiments:
