@@ -24,11 +24,10 @@ def _numpy_ksg(x, y, k):
     for i in range(n):
         dx = np.max(np.abs(x - x[i]), axis=1)
         dy = np.max(np.abs(y - y[i]), axis=1)
-        dj = np.maximum(dx, dy)
-        dj[i] = np.inf
-        eps = np.sort(dj)[k - 1]
-        nx = np.sum(dx < eps) - 1
-        ny = np.sum(dy < eps) - 1
+        dx[i] = dy[i] = np.inf  # j != i, by index (duplicates of x_i count, at distance 0)
+        eps = np.sort(np.maximum(dx, dy))[k - 1]
+        nx = np.sum(dx < eps)
+        ny = np.sum(dy < eps)
         total += digamma(nx + 1) + digamma(ny + 1)
     return digamma(k) + digamma(n) - total / n
 
@@ -70,6 +69,38 @@ def test_matches_scikit_learn_1d(x64, n):
     want = mutual_info_regression(x, y[:, 0], n_neighbors=3, random_state=0)[0]
     got = ksg_mi(x, y, k=3, rescale=True, clip_negative=True, block_size=256)
     assert abs(float(got) - want) < 1e-6
+
+
+def _scalar_cases(n, rng):
+    x = rng.standard_normal(n)
+    z = rng.integers(0, 40, n).astype(float)
+    return {
+        "gaussian": (x, 0.6 * x + 0.8 * rng.standard_normal(n)),
+        "student_t": (rng.standard_t(1.5, n), rng.standard_t(1.5, n)),
+        "lognormal": (rng.lognormal(0, 1, n), rng.lognormal(0, 1, n)),
+        "ties": (z, z + rng.integers(0, 3, n)),
+        "duplicates": (np.repeat(x[: n // 4], 4), np.repeat(rng.standard_normal(n // 4), 4)),
+        "sine": (np.sort(x), np.sin(5 * np.sort(x)) + 0.01 * rng.standard_normal(n)),
+        "constant_y": (x, np.zeros(n)),  # the slab search certifies nothing: brute-force fallback
+    }
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_scalar_fast_path_matches_numpy_loop(x64, k):
+    # Scalar x and y take the slab/band path (exact by certificate, brute force where it cannot
+    # certify); it must agree with the plain loop on tails, ties, duplicates and degenerate data.
+    from geomtax.info._ksg import _ksg_1d, _ksg_1d_plan
+
+    n = 1200
+    plan = _ksg_1d_plan(n, k)
+    assert plan is not None
+    for name, (x, y) in _scalar_cases(n, np.random.default_rng(k)).items():
+        want = _numpy_ksg(x, y, k)
+        np.testing.assert_allclose(float(ksg_mi(x, y, k=k)), want, atol=1e-12, err_msg=name)
+        certified, fast = _ksg_1d(jnp.asarray(x[:, None]), jnp.asarray(y[:, None]), k=k, **plan)
+        assert bool(certified) == (name != "constant_y"), name
+        if bool(certified):
+            np.testing.assert_allclose(float(fast), want, atol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize("rho", [0.3, 0.6, 0.9])
@@ -149,6 +180,15 @@ def test_bad_input():
 
 @pytest.mark.slow
 def test_scales_to_tens_of_thousands():
+    from geomtax.info._ksg import _ksg_brute
+
     x, y, mi = bivariate(0.6, 20000, np.random.default_rng(4))
-    v = float(ksg_mi(x.astype(np.float32), y.astype(np.float32), block_size=512))
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    v = float(ksg_mi(x, y, block_size=512))
     assert abs(v - mi) < 0.02
+    # The scalar fast path against plain brute force over all 20,000 x 20,000 pairs.
+    np.testing.assert_allclose(v, float(_ksg_brute(x, y, k=3, block_size=512)), atol=2e-6)
+    for name, (a, b) in _scalar_cases(20000, np.random.default_rng(5)).items():
+        a, b = jnp.asarray(a[:, None], jnp.float32), jnp.asarray(b[:, None], jnp.float32)
+        want = float(_ksg_brute(a, b, k=3, block_size=1024))
+        np.testing.assert_allclose(float(ksg_mi(a, b)), want, atol=2e-6, err_msg=name)

@@ -22,8 +22,16 @@ def _chebyshev(a, b):
     return jnp.max(jnp.abs(a[:, None, :] - b[None, :, :]), axis=-1)
 
 
-def _kth_smallest(d, k: int):
-    """k-th smallest entry of each row of ``d`` (q, n), counting repeated values separately."""
+def _insert(best, v):
+    """Insert ``v`` elementwise into the sorted list ``best`` of k arrays (a bubble pass)."""
+    out = []
+    for b in best:
+        out.append(jnp.minimum(b, v))
+        v = jnp.maximum(b, v)
+    return out
+
+
+def _kth_by_argmin(d, k: int):
     cols = jnp.arange(d.shape[1])[None, :]
 
     def body(_, d):
@@ -32,6 +40,26 @@ def _kth_smallest(d, k: int):
 
     d = lax.fori_loop(0, k - 1, body, d)
     return jnp.min(d, axis=1)
+
+
+def _kth_smallest(d, k: int, *, groups: int = 32):
+    """k-th smallest entry of each row of ``d`` (q, n), counting repeated values separately.
+
+    Two stages: the columns are split into ``groups`` interleaved strips and the k smallest of
+    each lane are kept by an unrolled min/max insertion network over the strips (elementwise,
+    fuses with the distance computation), then k passes of (argmin, remove) pick the k-th among
+    the k * n / groups survivors. About 5x faster on CPU than k passes over all n columns and
+    much faster than a sort-based ``lax.top_k``.
+    """
+    q, n = d.shape
+    if n <= 4 * k * groups:
+        return _kth_by_argmin(d, k)
+    c = -(-n // groups)
+    d = jnp.pad(d, ((0, 0), (0, groups * c - n)), constant_values=jnp.inf).reshape(q, groups, c)
+    best = [jnp.full((q, c), jnp.inf, d.dtype)] * k
+    for g in range(groups):
+        best = _insert(best, d[:, g, :])
+    return _kth_by_argmin(jnp.concatenate(best, axis=1), k)
 
 
 def _first_true(pred, n: int, shape):
@@ -62,65 +90,151 @@ def _strict_counts(sorted_vals, v, eps):
     return jnp.maximum(hi - lo, 0)
 
 
-def _ksg_1d(x, y, *, k: int, window: int):
+def _superslab_pass(a, b_sorted, brank_by_a, apos_by_brank, *, k: int, slab: int, half: int):
+    """k-th joint neighbour distance of every point, searched near it in a slab grid.
+
+    ``a`` is the major coordinate sorted ascending; ``b_sorted`` the minor one sorted ascending;
+    ``brank_by_a[p]`` is the b-rank of the point at a-position p and ``apos_by_brank`` its
+    inverse. The a-sorted points are cut into slabs of ``slab`` points; the super-slab of slab s
+    is slabs s-1, s, s+1 with its points sorted by b (one flat integer sort for all of them).
+    A point's candidates are the ``half`` points on each side of it in its super-slab's b-order,
+    so each row costs 2 * half shifted-slice operations and no gathers. The result is *exact*
+    where the found radius is at most the a-gap to the first point outside the super-slab and
+    the b-gap to the first super-slab point outside the window (every other point is at least
+    that far away in the max norm); the second output flags those rows. Both outputs in a-order.
+    """
+    n = a.shape[0]
+    dt = a.dtype
+    inf = jnp.asarray(jnp.inf, dt)
+    m = -(-n // slab)
+    # b-ranks per a-slab, with a dummy slab (rank n: sorts last, lies at infinity) on each side.
+    ranks = jnp.concatenate(
+        [
+            jnp.full((slab,), n, jnp.int32),
+            brank_by_a.astype(jnp.int32),
+            jnp.full(((m + 1) * slab - n,), n, jnp.int32),
+        ]
+    ).reshape(m + 2, slab)
+    keys = jnp.concatenate([ranks[:m], ranks[1 : m + 1], ranks[2:]], axis=1)  # (m, 3 slab)
+    seg = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32)[:, None], keys.shape)
+    if m * (n + 1) < 2**31 - 1:  # one single-operand integer sort of segment-offset keys
+        off = seg * (n + 1)
+        r = jnp.sort((keys + off).reshape(-1)).reshape(m, 3 * slab) - off
+    else:
+        r = lax.sort((seg.reshape(-1), keys.reshape(-1)), num_keys=2)[1].reshape(m, 3 * slab)
+    pos = jnp.concatenate([apos_by_brank.astype(jnp.int32), jnp.full((1,), -1, jnp.int32)])[r]
+    zb = jnp.concatenate([b_sorted, jnp.full((1,), inf)])[r]
+    za = jnp.concatenate([a, jnp.zeros((1,), dt)])[jnp.where(pos >= 0, pos, n)]
+    # Pad each row: b = -inf / +inf beyond its ends, so those candidates are infinitely far.
+    pad = half + 1
+    zb = jnp.concatenate([jnp.full((m, pad), -inf), zb, jnp.full((m, pad), inf)], axis=1)
+    za = jnp.pad(za, ((0, 0), (pad, pad)))
+    w = 3 * slab
+    qa, qb = za[:, pad : pad + w], zb[:, pad : pad + w]
+    best = [jnp.full((m, w), inf)] * k
+    for o in (*range(-half, 0), *range(1, half + 1)):
+        d = jnp.maximum(
+            jnp.abs(za[:, pad + o : pad + o + w] - qa), jnp.abs(zb[:, pad + o : pad + o + w] - qb)
+        )
+        best = _insert(best, d)
+    gap_b = jnp.minimum(qb - zb[:, 0:w], zb[:, 2 * pad : 2 * pad + w] - qb)
+    # Keep each point's row from the super-slab centred on its own slab.
+    centre = (pos // slab) == jnp.arange(m, dtype=jnp.int32)[:, None]
+    target = jnp.where(centre & (pos >= 0), pos, n).reshape(-1)
+    eps = jnp.full((n,), inf).at[target].set(best[k - 1].reshape(-1), mode="drop")
+    gap_b = jnp.full((n,), -inf).at[target].set(gap_b.reshape(-1), mode="drop")
+    s = jnp.arange(n) // slab
+    lo, hi = (s - 1) * slab - 1, (s + 2) * slab
+    gap_a = jnp.minimum(
+        jnp.where(lo >= 0, a - a[jnp.clip(lo, 0, n - 1)], inf),
+        jnp.where(hi < n, a[jnp.clip(hi, 0, n - 1)] - a, inf),
+    )
+    return eps, eps <= jnp.minimum(gap_a, gap_b)
+
+
+def _band_pass(a, b_by_a, rows, *, k: int, width: int):
+    """k-th joint neighbour distance of the points at a-positions ``rows``, in a band.
+
+    The band is the ``width`` points on each side in a-order (a loop over offsets, O(len(rows))
+    memory). Exact where the found radius is at most the a-gap to the first point outside the band.
+    """
+    n = a.shape[0]
+    inf = jnp.asarray(jnp.inf, a.dtype)
+    qa, qb = a[rows], b_by_a[rows]
+
+    def body(i, best):
+        j = rows + jnp.where(i < width, i - width, i - width + 1)
+        jj = jnp.clip(j, 0, n - 1)
+        d = jnp.maximum(jnp.abs(a[jj] - qa), jnp.abs(b_by_a[jj] - qb))
+        return tuple(_insert(list(best), jnp.where((j >= 0) & (j < n), d, inf)))
+
+    best = lax.fori_loop(0, 2 * width, body, (jnp.full(rows.shape, inf),) * k)
+    lo, hi = rows - width - 1, rows + width + 1
+    gap = jnp.minimum(
+        jnp.where(lo >= 0, qa - a[jnp.clip(lo, 0, n - 1)], inf),
+        jnp.where(hi < n, a[jnp.clip(hi, 0, n - 1)] - qa, inf),
+    )
+    return best[k - 1], best[k - 1] <= gap
+
+
+def _ksg_1d(x, y, *, k: int, slab: int, half: int, band_rows: int, repair: int):
     """KSG for scalar x and y without an n x n pass.
 
-    The k-th joint neighbor is searched among the ``window`` rows on each side in x-sorted order
-    (a scan over offsets, keeping the k smallest distances per row); it is provably exact when
-    the x-gap to the first row outside the window is at least the found radius. Up to
-    max(256, n/32) other rows are redone by brute force, and beyond that the whole call falls
-    back to brute force. Strict counts are exact bisections in the sorted
-    marginals. O(n (window + log n)) time, O(k n) memory.
+    Three levels, each exact where it certifies a row: (1) the k-th joint neighbour is searched in
+    an x-major and a y-major slab grid (:func:`_superslab_pass`); (2) up to ``band_rows`` rows
+    neither certifies (points in sparse corners of the joint density, e.g. the tails of
+    heavy-tailed data) are searched in bands of slab / 2 points on each side in x- and in
+    y-order (:func:`_band_pass`); (3) up to ``repair`` rows still uncertified are done by brute
+    force. If more remain, the first output is False and the caller falls back to brute force
+    (e.g. a constant or heavily tied variable). The strict counts are exact bisections in the
+    sorted marginals. O(n (half + log n) + band_rows * slab + repair * n) time, O(n) memory
+    besides the (repair, n) tile.
     """
     n = x.shape[0]
     dt = x.dtype
-    order = jnp.argsort(x[:, 0], stable=True)
-    xs, ys = x[order, 0], y[order, 0]
-    ys_sorted = jnp.sort(ys)
-    nan = jnp.full((window + 1,), jnp.nan, dt)
-    xpad = jnp.concatenate([nan, xs, nan])
-    ypad = jnp.concatenate([nan, ys, nan])
-
-    def shifted(pad, o):
-        return lax.dynamic_slice_in_dim(pad, window + 1 + o, n)
-
-    def dist(o):
-        dx = jnp.abs(shifted(xpad, o) - xs)
-        dy = jnp.abs(shifted(ypad, o) - ys)
-        d = jnp.maximum(dx, dy)
-        return jnp.where(jnp.isnan(d), jnp.inf, d)
-
-    def body(best, o):
-        carry = dist(o)
-        rows = []
-        for j in range(k):  # insert into the sorted k smallest (a bubble pass)
-            rows.append(jnp.minimum(best[j], carry))
-            carry = jnp.maximum(best[j], carry)
-        return jnp.stack(rows), None
-
-    offsets = jnp.concatenate([-jnp.arange(1, window + 1), jnp.arange(1, window + 1)])
-    best, _ = lax.scan(body, jnp.full((k, n), jnp.inf, dt), offsets)
-    eps = best[k - 1]
-    left = xs - shifted(xpad, -(window + 1))
-    right = shifted(xpad, window + 1) - xs
-    left = jnp.where(jnp.isnan(left), jnp.inf, left)
-    right = jnp.where(jnp.isnan(right), jnp.inf, right)
-    exact_rows = (eps <= left) & (eps <= right)
-    # Rows whose window may miss the neighbor (outliers): brute force for up to `repair` of them.
-    repair = min(n, max(256, n // 32))
-    bad = jnp.nonzero(~exact_rows, size=repair, fill_value=0)[0]
+    x, y = x[:, 0], y[:, 0]
+    ox, oy = jnp.argsort(x), jnp.argsort(y)
+    xs, ys_sorted, ys = x[ox], y[oy], y[ox]
+    iota = jnp.arange(n, dtype=jnp.int32)
+    xpos = jnp.zeros(n, jnp.int32).at[ox].set(iota)  # original index -> x-sorted position
+    yrank = jnp.zeros(n, jnp.int32).at[oy].set(iota)
+    yrank_by_x, xpos_by_yrank = yrank[ox], xpos[oy]
+    opts = dict(k=k, slab=slab, half=half)
+    eps, ok = _superslab_pass(xs, ys_sorted, yrank_by_x, xpos_by_yrank, **opts)
+    eps_y, ok_y = _superslab_pass(ys_sorted, xs, xpos_by_yrank, yrank_by_x, **opts)
+    eps = jnp.where(ok, eps, eps_y[yrank_by_x])
+    ok = ok | ok_y[yrank_by_x]
+    # Level 2: x- and y-order bands for up to `band_rows` uncertified rows. Rows not tried stay
+    # uncertified, as do rows the bands cannot certify.
+    rows = jnp.nonzero(~ok, size=band_rows, fill_value=0)[0]
+    eps_bx, ok_bx = _band_pass(xs, ys, rows, k=k, width=slab // 2)
+    eps_by, ok_by = _band_pass(ys_sorted, xs[xpos_by_yrank], yrank_by_x[rows], k=k, width=slab // 2)
+    fixed = ~ok[rows] & (ok_bx | ok_by)
+    eps = eps.at[rows].set(jnp.where(fixed, jnp.where(ok_bx, eps_bx, eps_by), eps[rows]))
+    ok = ok.at[rows].set(ok[rows] | fixed)
+    # Level 3: brute force for up to `repair` rows; beyond that the caller falls back.
+    bad = jnp.nonzero(~ok, size=repair, fill_value=0)[0]
     db = jnp.maximum(
         jnp.abs(xs[bad][:, None] - xs[None, :]), jnp.abs(ys[bad][:, None] - ys[None, :])
     )
     db = jnp.where(bad[:, None] == jnp.arange(n)[None, :], jnp.inf, db)
     eps = eps.at[bad].set(_kth_smallest(db, k))
-    exact = jnp.sum(~exact_rows) <= repair
+    exact = jnp.sum(~ok) <= repair
     self_in = (eps > 0).astype(jnp.int32)
     nx = _strict_counts(xs, xs, eps) - self_in
     ny = _strict_counts(ys_sorted, ys, eps) - self_in
     terms = digamma((nx + 1).astype(dt)) + digamma((ny + 1).astype(dt))
     fast = digamma(jnp.asarray(k, dt)) + digamma(jnp.asarray(n, dt)) - jnp.mean(terms)
     return exact, fast
+
+
+def _ksg_1d_plan(n: int, k: int) -> dict | None:
+    """Static sizes for the scalar path, or None where n is too small for slabs."""
+    half = max(32, 8 * k)
+    slab = max(64, -(-math.isqrt(k * n) // 32) * 32)
+    if n < 4 * slab:
+        return None
+    return dict(slab=slab, half=half, band_rows=min(n, max(64, n // 8)), repair=max(64, n // 256))
 
 
 def _ksg_brute(x, y, *, k: int, block_size: int | None):
@@ -156,13 +270,10 @@ def _ksg_brute(x, y, *, k: int, block_size: int | None):
 @eqx.filter_jit
 def _ksg(x, y, *, k: int, block_size: int | None):
     n = x.shape[0]
-    if x.shape[1] == 1 and y.shape[1] == 1:
-        window = max(4 * k, 2 * math.isqrt(k * n) + 4)
-        if 2 * window + 1 < n:
-            exact, fast = _ksg_1d(x, y, k=k, window=window)
-            return lax.cond(
-                exact, lambda: fast, lambda: _ksg_brute(x, y, k=k, block_size=block_size)
-            )
+    plan = _ksg_1d_plan(n, k) if x.shape[1] == 1 and y.shape[1] == 1 else None
+    if plan is not None:
+        exact, fast = _ksg_1d(x, y, k=k, **plan)
+        return lax.cond(exact, lambda: fast, lambda: _ksg_brute(x, y, k=k, block_size=block_size))
     return _ksg_brute(x, y, k=k, block_size=block_size)
 
 
@@ -198,12 +309,16 @@ def ksg_mi(
 
     Brute force over row blocks: O(N^2 (d_x + d_y)) time and O(block_size * N) memory, so it
     scales to tens of thousands of rows on CPU and further on an accelerator. For scalar x and y
-    (and N large enough) a faster exact path is used: the k-th joint neighbor is searched in a
-    window of \(\pm 2\sqrt{kN}\) rows of the x-sorted data, accepted where the window provably
-    contains it; up to max(256, N/32) other rows are redone by brute force, and beyond that the
-    whole call falls back to brute force. Its strict counts are exact bisections in the sorted
-    marginals: O(N (sqrt(kN) + log N)) in all. Under ``vmap`` the fallback branch is computed
-    too (``lax.cond`` becomes a select), so batched scalar calls cost as much as brute force.
+    (N >= 256) an exact fast path is used: the k-th joint neighbour is searched near each point
+    in x-major and y-major slab grids (slabs of about \(\sqrt{kN}\) points, \(\pm 32\)
+    neighbours in the other coordinate), then in x- and y-order bands for rows in sparse corners,
+    and each row is accepted only where the searched region provably contains its neighbour;
+    the few rows left (at most max(64, N/256)) are done by brute force, and if more remain
+    (a constant or heavily tied variable) the whole call falls back to brute force. The strict
+    counts are exact bisections in the sorted marginals. About O(N (64 + log N)) in all: 2-3x
+    faster than scikit-learn's KD-tree at N = 20,000 on a 2-core CPU (``benchmarks/mi.py``).
+    Under ``vmap`` the fallback branch is computed too (``lax.cond`` becomes a select), so
+    batched scalar calls cost as much as brute force.
     Not differentiable (the counts are piecewise constant). Known bias: strong underestimation in
     high dimension (REFERENCE section 6.2).
 
