@@ -8,6 +8,12 @@ Rows (all timings exclude compilation, reported separately as ``compile_s``):
   calls of the same compiled single fit, in the same run; ``throughput_ratio`` = sequential time /
   vmapped time (target >= 4 on a 2-core CPU). The ``*_small`` rows repeat this with a (32,)
   critic, where per-step overhead rather than matrix products dominates a single fit.
+* ``gemm_ceiling``: what the hardware allows ``vmap`` to gain. The critic's largest product
+  ((2 x batch, 256) @ (256, 128)) timed 32 times one after the other, as one batched product of
+  32 (what ``vmap`` produces), and as one large product with the same FLOPs and a shared weight
+  (the machine's dense-GEMM rate). ``max_ratio`` = large-GEMM rate / single-product rate bounds
+  ``throughput_ratio`` for a compute-bound fit even with a perfect batched kernel;
+  ``batched_ratio`` is what XLA's batched product gives.
 * ``ksg``: :func:`geomtax.info.ksg_mi` (float32, tiled) versus scikit-learn's
   ``mutual_info_regression`` (1-D, k = 3) at n = 2,000 (and 20,000 with ``--size full``);
   ``speedup`` = sklearn time / geomtax time, and ``abs_diff_f64`` is the difference of the values
@@ -23,6 +29,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from geomtax.bench import format_table, time_call, time_jitted, write_results
 from geomtax.info import ksg_mi, mutual_information
@@ -104,6 +111,37 @@ def _neural_rows(
     return rows
 
 
+def _gemm_ceiling_row(repeats: int, batch: int = 64, hidden=(256, 128), critics: int = 32):
+    rng = np.random.default_rng(0)
+    m, k, n = 2 * batch, hidden[0], hidden[1]
+    a = jnp.asarray(rng.standard_normal((critics, m, k)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((critics, k, n)), jnp.float32)
+    flops = 2.0 * critics * m * k * n
+
+    def one_by_one(a, w):
+        return lax.scan(lambda c, aw: (c, aw[0] @ aw[1]), 0, (a, w))[1]
+
+    cases = {
+        "single": jax.jit(one_by_one),
+        "batched": jax.jit(lambda a, w: jnp.einsum("cmk,ckn->cmn", a, w)),
+        "large": jax.jit(lambda a, w: a.reshape(critics * m, k) @ w[0]),
+    }
+    rate = {
+        name: flops / time_jitted(f, a, w, repeats=max(5, 4 * repeats)).median_s / 1e9
+        for name, f in cases.items()
+    }
+    return dict(
+        name="gemm_ceiling",
+        hidden=str(hidden),
+        critics=critics,
+        single_gflops=rate["single"],
+        batched_gflops=rate["batched"],
+        large_gflops=rate["large"],
+        batched_ratio=rate["batched"] / rate["single"],
+        max_ratio=rate["large"] / rate["single"],
+    )
+
+
 def _ksg_rows(sizes, repeats: int) -> list[dict]:
     from sklearn.feature_selection import mutual_info_regression
 
@@ -160,12 +198,14 @@ def run(*, size: str = "small", repeats: int = 5) -> list[dict]:
         rows += _neural_rows(
             num_steps=200, num_critics=32, repeats=min(repeats, 3), hidden=(32,), tag="_small"
         )
+        rows.append(_gemm_ceiling_row(repeats))
         rows += _ksg_rows([2000], repeats=repeats)
     else:
         rows = _neural_rows(num_steps=500, num_critics=32, repeats=repeats)
         rows += _neural_rows(
             num_steps=2000, num_critics=32, repeats=repeats, hidden=(32,), tag="_small"
         )
+        rows.append(_gemm_ceiling_row(repeats))
         rows += _ksg_rows([2000, 20000], repeats=min(repeats, 3))
     return rows
 
@@ -181,6 +221,11 @@ COLUMNS = [
     "peak_rss_mb",
     "steps_per_s",
     "throughput_ratio",
+    "single_gflops",
+    "batched_gflops",
+    "large_gflops",
+    "batched_ratio",
+    "max_ratio",
     "sklearn_s",
     "speedup",
     "estimate_nats",
