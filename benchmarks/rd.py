@@ -12,7 +12,7 @@
      baseline; it is slow, so it runs on every 4th beta (``small``) or 8th beta (``full``) and its
      time is scaled to all betas (noted in the row);
    * ``numpy-linear``: the textbook exp-kernel iteration (two mat-vecs per step), which is fast
-     but underflows at large beta (NaN counts are reported).
+     but can underflow at large beta (NaN counts are reported).
 
    ``ratio = baseline_s / geomtax_s``; ``max_rate_diff`` is the largest |rate difference| (nats)
    against the baseline on the betas both solved. Most betas of this problem need more than
@@ -104,7 +104,10 @@ def numpy_ba_linear(p, d, beta, tol=TOL, max_steps=MAX_STEPS):
         cond = kern * q[None, :] / (kern @ q)[:, None]
         qq = p @ cond
         dist = np.sum(p[:, None] * cond * d)
-        terms = np.where(cond > 0, p[:, None] * cond * np.log(cond / qq[None, :]), 0.0)
+        # Subnormal cond(x, m) can meet an output mass qq(m) that underflowed to 0: those terms
+        # are 0 * log(tiny / 0); count them as 0, as the limit p * cond -> 0 does.
+        live = (cond > 0) & (qq[None, :] > 0)
+        terms = np.where(live, p[:, None] * cond * np.log(cond / qq[None, :]), 0.0)
     return float(np.sum(terms)), float(dist), step
 
 

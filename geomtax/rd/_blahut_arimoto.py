@@ -196,8 +196,10 @@ def _solve(log_p, d, beta, log_q0, *, max_steps, min_steps, check_every, tol):
         # kernel G(x, m) = exp(-beta d(x, m) - log Z_abs(x)); rescaling rows of the kernel
         # leaves the BA update unchanged, and keeps Z(x) from under- or overflowing.
         g = jnp.exp(jnp.minimum(-beta_d - log_z[:, None], clamp))
-        q, _ = lax.fori_loop(0, check_every - 1, linear_step, (jnp.exp(log_q_new), g))
-        return jnp.log(q), steps + check_every, gap
+        # (The block is cut short so that the step count never passes max_steps.)
+        n_linear = jnp.clip(max_steps - steps - 1, 0, check_every - 1)
+        q, _ = lax.fori_loop(0, n_linear, linear_step, (jnp.exp(log_q_new), g))
+        return jnp.log(q), steps + 1 + n_linear, gap
 
     init = (log_q0, jnp.asarray(0, jnp.int32), jnp.asarray(jnp.inf, d.dtype))
     log_q, steps, _ = lax.while_loop(cond, body, init)
@@ -270,7 +272,7 @@ def blahut_arimoto(
     *,
     max_steps: int = 10_000,
     min_steps: int = 0,
-    check_every: int = 10,
+    check_every: int = 50,
     tol: ScalarLike | None = None,
     throw: bool = True,
 ) -> RDSolution:
@@ -420,7 +422,7 @@ def rd_curve(
     betas: Float[Array, " b"],
     max_steps: int = 10_000,
     min_steps: int = 0,
-    check_every: int = 10,
+    check_every: int = 50,
     tol: ScalarLike | None = None,
     throw: bool = True,
     beta_batch_size: int | None = 8,
