@@ -90,6 +90,20 @@ def _strict_counts(sorted_vals, v, eps):
     return jnp.maximum(hi - lo, 0)
 
 
+def _outside_gap(a, q, lo, hi):
+    """Lower bound on |a_j - q| for every j <= lo or j >= hi, in sorted ``a``.
+
+    The distance from ``q`` to the nearer of a[lo] and a[hi], counting an index outside [0, n)
+    as infinitely far.
+    """
+    n = a.shape[0]
+    inf = jnp.asarray(jnp.inf, a.dtype)
+    return jnp.minimum(
+        jnp.where(lo >= 0, q - a[jnp.clip(lo, 0, n - 1)], inf),
+        jnp.where(hi < n, a[jnp.clip(hi, 0, n - 1)] - q, inf),
+    )
+
+
 def _superslab_pass(a, b_sorted, brank_by_a, apos_by_brank, *, k: int, slab: int, half: int):
     """k-th joint neighbour distance of every point, searched near it in a slab grid.
 
@@ -144,11 +158,7 @@ def _superslab_pass(a, b_sorted, brank_by_a, apos_by_brank, *, k: int, slab: int
     eps = jnp.full((n,), inf).at[target].set(best[k - 1].reshape(-1), mode="drop")
     gap_b = jnp.full((n,), -inf).at[target].set(gap_b.reshape(-1), mode="drop")
     s = jnp.arange(n) // slab
-    lo, hi = (s - 1) * slab - 1, (s + 2) * slab
-    gap_a = jnp.minimum(
-        jnp.where(lo >= 0, a - a[jnp.clip(lo, 0, n - 1)], inf),
-        jnp.where(hi < n, a[jnp.clip(hi, 0, n - 1)] - a, inf),
-    )
+    gap_a = _outside_gap(a, a, (s - 1) * slab - 1, (s + 2) * slab)
     return eps, eps <= jnp.minimum(gap_a, gap_b)
 
 
@@ -169,11 +179,7 @@ def _band_pass(a, b_by_a, rows, *, k: int, width: int):
         return tuple(_insert(list(best), jnp.where((j >= 0) & (j < n), d, inf)))
 
     best = lax.fori_loop(0, 2 * width, body, (jnp.full(rows.shape, inf),) * k)
-    lo, hi = rows - width - 1, rows + width + 1
-    gap = jnp.minimum(
-        jnp.where(lo >= 0, qa - a[jnp.clip(lo, 0, n - 1)], inf),
-        jnp.where(hi < n, a[jnp.clip(hi, 0, n - 1)] - qa, inf),
-    )
+    gap = _outside_gap(a, qa, rows - width - 1, rows + width + 1)
     return best[k - 1], best[k - 1] <= gap
 
 
@@ -184,9 +190,9 @@ def _ksg_1d(x, y, *, k: int, slab: int, half: int, band_rows: int, repair: int):
     an x-major and a y-major slab grid (:func:`_superslab_pass`); (2) up to ``band_rows`` rows
     neither certifies (points in sparse corners of the joint density, e.g. the tails of
     heavy-tailed data) are searched in bands of slab / 2 points on each side in x- and in
-    y-order (:func:`_band_pass`); (3) up to ``repair`` rows still uncertified are done by brute
-    force, repeated until none is left (a constant or heavily tied variable ends up fully brute
-    force). The strict counts are exact bisections in the sorted marginals.
+    y-order (:func:`_band_pass`); (3) rows still uncertified are done by brute force,
+    ``repair`` at a time, until none is left (a constant or heavily tied variable ends up fully
+    brute force). The strict counts are exact bisections in the sorted marginals.
     O(n (half + log n) + band_rows * slab + repair * n) time in the usual single repair pass,
     O(n) memory besides the (repair, n) tile.
     """
@@ -208,7 +214,7 @@ def _ksg_1d(x, y, *, k: int, slab: int, half: int, band_rows: int, repair: int):
     # uncertified, as do rows the bands cannot certify.
     rows = jnp.nonzero(~ok, size=band_rows, fill_value=0)[0]
     eps_bx, ok_bx = _band_pass(xs, ys, rows, k=k, width=slab // 2)
-    eps_by, ok_by = _band_pass(ys_sorted, xs[xpos_by_yrank], yrank_by_x[rows], k=k, width=slab // 2)
+    eps_by, ok_by = _band_pass(ys_sorted, x[oy], yrank_by_x[rows], k=k, width=slab // 2)
     fixed = ~ok[rows] & (ok_bx | ok_by)
     eps = eps.at[rows].set(jnp.where(fixed, jnp.where(ok_bx, eps_bx, eps_by), eps[rows]))
     ok = ok.at[rows].set(ok[rows] | fixed)
@@ -216,13 +222,13 @@ def _ksg_1d(x, y, *, k: int, slab: int, half: int, band_rows: int, repair: int):
     # Level 3: brute force, `repair` rows at a time, until every row is exact. Usually one pass
     # or none; a constant or heavily tied variable takes ~n / repair passes (brute force in all).
     # Under vmap the loop runs as long as the slowest batch member needs, not a full brute force.
+    joint = jnp.stack([xs, ys], axis=1)
+
     def repair_chunk(state):
         eps, ok = state
         bad = jnp.nonzero(~ok, size=repair, fill_value=n)[0]
         rows = jnp.minimum(bad, n - 1)
-        db = jnp.maximum(
-            jnp.abs(xs[rows][:, None] - xs[None, :]), jnp.abs(ys[rows][:, None] - ys[None, :])
-        )
+        db = _chebyshev(joint[rows], joint)
         db = jnp.where(rows[:, None] == jnp.arange(n)[None, :], jnp.inf, db)
         eps = eps.at[bad].set(_kth_smallest(db, k), mode="drop")  # fill rows (n) are dropped
         return eps, ok.at[bad].set(True, mode="drop")
