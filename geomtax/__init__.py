@@ -9,6 +9,11 @@ from . import dynamics as dynamics
 from . import geometry as geometry
 from . import info as info
 from . import rd as rd
+from ._status import AbstractResult as AbstractResult
+from ._status import Estimate as Estimate
+from ._status import Status as Status
+from ._status import StatusError as StatusError
+from ._status import status_name as status_name
 from ._version import __version__ as __version__
 from .geometry import *  # noqa: F403  (curated by geometry.__all__)
 from .info import *  # noqa: F403
@@ -16,6 +21,11 @@ from .rd import *  # noqa: F403
 
 __all__ = [
     "__version__",
+    "AbstractResult",
+    "Estimate",
+    "Status",
+    "StatusError",
+    "status_name",
     "dynamics",
     "geometry",
     "info",

@@ -81,3 +81,89 @@ def check_finite(name: str, x):
                 f"{tuple(int(i) for i in idx)} of shape {arr.shape}"
             )
     return x
+
+
+# --- option validation (before any compilation; messages name the option and the value) -------
+
+
+def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as a Python int, or raise naming ``name``.
+
+    Accepts Python and NumPy integers (``np.int64(3)`` is 3); rejects ``bool``, floats (even
+    ``3.0``), strings and arrays.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {name}={value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {name}={value}")
+    return value
+
+
+def check_float(
+    name: str,
+    value,
+    *,
+    positive: bool = False,
+    nonnegative: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    allow_traced: bool = True,
+):
+    """Check a real scalar option: finite, and optionally positive / in a range.
+
+    Python numbers and concrete 0-d arrays are checked on the host; a traced scalar (a value
+    being swept under ``vmap``) passes through unchanged when ``allow_traced``. Returns the
+    value (a Python float for Python and NumPy numbers).
+    """
+    if is_traced(value):
+        if not allow_traced:
+            raise TypeError(f"{name} must be a concrete number here, got a traced value")
+        return value
+    if isinstance(value, bool) or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    if np.ndim(value) != 0:
+        raise TypeError(f"{name} must be a scalar, got shape {tuple(np.shape(value))}")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real number, got {value!r} (dtype {arr.dtype})")
+    v = float(arr)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {name}={v}")
+    if positive and not v > 0:
+        raise ValueError(f"{name} must be > 0, got {name}={v}")
+    if nonnegative and not v >= 0:
+        raise ValueError(f"{name} must be >= 0, got {name}={v}")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {name}={v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {name}={v}")
+    return v if isinstance(value, (int, float, np.number)) else value
+
+
+def check_bool(name: str, value) -> bool:
+    """Return ``value`` if it is a Python or NumPy bool, else raise naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_real_array(name: str, x) -> None:
+    """Raise ``TypeError`` for complex, boolean, string or object arrays (static: the dtype)."""
+    dtype = np.dtype(jnp.result_type(x)) if not isinstance(x, np.ndarray) else x.dtype
+    if dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name} must hold real numbers (float or int), got dtype {dtype}"
+            + (
+                "; pass the real part (x.real) or stack real and imaginary parts"
+                if dtype.kind == "c"
+                else ""
+            )
+        )
+
+
+def finite_mask(x):
+    """Scalar bool array: every entry of ``x`` is finite (traceable; no raising)."""
+    return jnp.all(jnp.isfinite(x))

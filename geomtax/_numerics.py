@@ -1,0 +1,44 @@
+"""Numerical forms that keep declared invariances exact in float32 (shared by every namespace).
+
+Metrics whose definition is invariant to translation (and, where the metric allows, to a global
+scale) compute on :func:`standardize_cloud` output: the column mean is removed *before* any
+Gram-matrix (``|a|^2 + |b|^2 - 2 a.b``) distance, and the cloud is divided by its largest
+absolute entry before anything is squared, so offsets of 1e6 and scales of 1e-30 or 1e30 in
+float32 neither cancel catastrophically nor under/overflow.
+"""
+
+import jax.numpy as jnp
+
+
+def is_constant(x):
+    """Scalar bool: every row of ``x`` (n, d) is identical (exact: max == min per column)."""
+    return jnp.all(jnp.max(x, axis=0) == jnp.min(x, axis=0))
+
+
+def center(x):
+    """Subtract the column means (two-pass: the residual mean of the result is ~eps * spread).
+
+    The first pass subtracts the first row, which removes a large common offset exactly enough
+    that the second pass's mean is computed on O(spread) numbers.
+    """
+    x0 = x - x[:1]
+    return x0 - jnp.mean(x0, axis=0, keepdims=True)
+
+
+def unit_scale(x):
+    """Divide by the largest absolute entry (1 where ``x`` is all zeros); no squaring first."""
+    m = jnp.max(jnp.abs(x))
+    m = jnp.where(m > 0, m, jnp.ones_like(m))
+    return x / m
+
+
+def standardize_cloud(x, *, scale: bool = True):
+    """Centre ``x`` (n, d) and, if ``scale``, divide by its largest absolute centred entry."""
+    xc = center(x)
+    return unit_scale(xc) if scale else xc
+
+
+def safe_sqrt(x):
+    """``sqrt(max(x, 0))`` with a finite (zero) gradient at 0."""
+    pos = x > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, jnp.ones_like(x))), jnp.zeros_like(x))
