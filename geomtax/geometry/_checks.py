@@ -10,6 +10,8 @@ from .._errors import (
     check_min_rows,
     check_paired,
     check_rank,
+    check_real_array,
+    finite_mask,
     is_traced,
 )
 
@@ -44,6 +46,32 @@ def prepare_paired(x, y, *, min_rows: int = 2, what: str = "this metric", names=
         dtype = jnp.promote_types(x.dtype, y.dtype)
         x, y = x.astype(dtype), y.astype(dtype)
     return x, y
+
+
+def prepare_single_flagged(name: str, x, *, min_rows: int = 2, what: str = "this metric"):
+    """Static checks (rank, rows, real dtype), then ``(x, finite)`` with no value check.
+
+    ``finite`` is a scalar bool array; estimators turn ``~finite`` into
+    ``Status.nonfinite_input`` so that ``throw=False`` never aborts (the result contract).
+    """
+    check_rank(name, x)
+    check_real_array(name, x)
+    check_min_rows(name, x, min_rows, what=what)
+    x = as_float(name, x)
+    return x, finite_mask(x)
+
+
+def prepare_paired_flagged(x, y, *, min_rows: int = 2, what: str = "this metric", names=("x", "y")):
+    """Paired static checks, common dtype, then ``(x, y, finite)`` with no value check."""
+    check_paired(x, y, names=names)
+    check_real_array(names[0], x)
+    check_real_array(names[1], y)
+    check_min_rows(names[0], x, min_rows, what=what)
+    x, y = as_float(names[0], x), as_float(names[1], y)
+    if x.dtype != y.dtype:
+        dtype = jnp.promote_types(x.dtype, y.dtype)
+        x, y = x.astype(dtype), y.astype(dtype)
+    return x, y, finite_mask(x) & finite_mask(y)
 
 
 def check_zero_norm(name: str, x, metric: str, policy: str):
