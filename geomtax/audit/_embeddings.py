@@ -18,6 +18,117 @@ from .._custom_types import ArrayLike
 
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".joblib")
 _PICKLE_MAGIC = b"\x80"
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+#: Formats :func:`load_embeddings` reads (and the sweep's data paths accept).
+ARRAY_SUFFIXES = (".npy", ".npz", ".safetensors", ".h5ad", ".csv", ".tsv")
+
+
+def split_data_spec(spec: str | Path) -> tuple[str, str | None]:
+    """Split a data path ``PATH`` or ``PATH#KEY`` into ``(PATH, KEY or None)``.
+
+    The one data-path syntax of ``geomtax audit`` and ``geomtax sweep``: ``KEY`` names an
+    ``.npz`` member, a safetensors tensor or an ``.h5ad`` obsm key (``X`` for the matrix).
+
+    Examples:
+        >>> split_data_spec("emb.npz#layer3")
+        ('emb.npz', 'layer3')
+        >>> split_data_spec("emb.npy")
+        ('emb.npy', None)
+    """
+    path, sep, key = str(spec).rpartition("#")
+    if not sep:
+        return str(spec), None
+    if not path:
+        raise ValueError(f"data path {str(spec)!r} has a '#KEY' but no file before it")
+    if not key:
+        raise ValueError(f"data path {str(spec)!r} ends with '#'; name the array after it")
+    return path, key
+
+
+def load_array(spec: str | Path, *, base_dir: str | Path | None = None) -> np.ndarray:
+    """Load ``PATH`` or ``PATH#KEY`` (see :func:`split_data_spec`) with :func:`load_embeddings`.
+
+    Args:
+        spec: the data path.
+        base_dir: folder against which a relative ``PATH`` is resolved (default: the current
+            directory).
+    """
+    path, key = split_data_spec(spec)
+    return load_embeddings(_resolve(path, base_dir), name=key)
+
+
+def check_array(spec: str | Path, *, base_dir: str | Path | None = None) -> tuple:
+    """Check that ``PATH[#KEY]`` exists and holds a loadable numeric array; return its shape.
+
+    Cheap: ``.npy`` files are memory-mapped (only the header is read), ``.npz`` members,
+    safetensors tensors and ``.h5ad`` datasets are looked up without reading their values;
+    text files are read in full.
+
+    Raises:
+        ValueError: with the message :func:`load_embeddings` would give.
+    """
+    path, key = split_data_spec(spec)
+    p = _resolve(path, base_dir)
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        _check_file(p)
+        with open(p, "rb") as fh:
+            head = fh.read(len(_NPY_MAGIC))
+        _check_npy_head(p, head)
+        try:
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+        except ValueError as err:
+            raise _npy_error(p, err) from err
+        except Exception as err:
+            raise ValueError(f"{p}: could not read the file ({type(err).__name__}: {err})") from err
+        _check_numeric(p, arr.dtype, arr.shape)
+        if key is not None:
+            raise ValueError(f"{p}: a .npy file holds one array; drop '#{key}'")
+        return tuple(arr.shape)
+    return tuple(load_embeddings(p, name=key).shape)
+
+
+def _resolve(path: str | Path, base_dir) -> Path:
+    p = Path(path).expanduser()
+    if base_dir is not None and not p.is_absolute():
+        p = Path(base_dir) / p
+    return p
+
+
+def _check_file(path: Path) -> None:
+    _refuse_pickle(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file")
+    if not path.is_file():
+        raise ValueError(f"{path}: not a file")
+
+
+def _check_npy_head(path: Path, head: bytes) -> None:
+    if head[:1] == _PICKLE_MAGIC:
+        raise ValueError(f"{path}: this is a pickle stream, not a .npy array; refusing to load it")
+    if head != _NPY_MAGIC:
+        what = "a zip archive (an .npz file?)" if head[:2] == _ZIP_MAGIC else "no NumPy header"
+        raise ValueError(
+            f"{path}: not a .npy file ({what}; it starts with {head[:6]!r}); save it with "
+            "numpy.save"
+        )
+
+
+def _npy_error(path: Path, err: ValueError) -> ValueError:
+    if "allow_pickle" in str(err):
+        return ValueError(
+            f"{path}: holds an object (pickled) array; refusing to load it without pickle. "
+            "Save a numeric array instead"
+        )
+    return ValueError(f"{path}: could not read the file ({err})")
+
+
+def _check_numeric(path: Path, dtype, shape) -> None:
+    if np.dtype(dtype).kind not in "fiub":
+        raise ValueError(f"{path}: expected a numeric array, got dtype {dtype}")
+    if len(shape) == 0 or int(np.prod(shape)) == 0:
+        raise ValueError(f"{path}: the array is empty (shape {tuple(shape)})")
 
 
 def _refuse_pickle(path: Path) -> None:
@@ -50,11 +161,11 @@ def load_embeddings(path: str | Path, *, name: str | None = None) -> np.ndarray:
         >>> load_embeddings(p).shape
         (3, 2)
     """
-    path = Path(path)
-    _refuse_pickle(path)
-    if not path.exists():
-        raise ValueError(f"{path}: no such file")
+    path = Path(path).expanduser()
+    _check_file(path)
     suffix = path.suffix.lower()
+    if suffix == ".npy" and name is not None:
+        raise ValueError(f"{path}: a .npy file holds one array; drop '#{name}'")
     try:
         if suffix == ".npy":
             arr = _load_npy(path)
@@ -75,27 +186,18 @@ def load_embeddings(path: str | Path, *, name: str | None = None) -> np.ndarray:
         raise
     except Exception as err:  # unreadable / corrupt file: re-raise naming the path
         raise ValueError(f"{path}: could not read the file ({type(err).__name__}: {err})") from err
-    if arr.dtype.kind not in "fiub":
-        raise ValueError(f"{path}: expected a numeric array, got dtype {arr.dtype}")
-    if arr.size == 0 or arr.ndim == 0:
-        raise ValueError(f"{path}: the array is empty (shape {arr.shape})")
+    _check_numeric(path, arr.dtype, arr.shape)
     return arr
 
 
 def _load_npy(path: Path) -> np.ndarray:
     with open(path, "rb") as fh:
-        head = fh.read(6)
-    if head[:1] == _PICKLE_MAGIC:
-        raise ValueError(f"{path}: this is a pickle stream, not a .npy array; refusing to load it")
+        head = fh.read(len(_NPY_MAGIC))
+    _check_npy_head(path, head)
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as err:
-        if "allow_pickle" in str(err):
-            raise ValueError(
-                f"{path}: holds an object (pickled) array; refusing to load it without pickle. "
-                "Save a numeric array instead"
-            ) from err
-        raise ValueError(f"{path}: could not read the file ({err})") from err
+        raise _npy_error(path, err) from err
 
 
 def _pick(path, names, name, what):
@@ -110,6 +212,13 @@ def _pick(path, names, name, what):
 
 
 def _load_npz(path: Path, name):
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:2] != _ZIP_MAGIC:
+        raise ValueError(
+            f"{path}: not a .npz file (not a zip archive; it starts with {head!r}); save it "
+            "with numpy.savez"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             key = _pick(path, data.files, name, "arrays")
@@ -167,10 +276,8 @@ def load_labels(path: str | Path, *, name: str | None = None) -> np.ndarray:
     Returns:
         A 1-D array of labels.
     """
-    path = Path(path)
-    _refuse_pickle(path)
-    if not path.exists():
-        raise ValueError(f"{path}: no such file")
+    path = Path(path).expanduser()
+    _check_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = _load_npy(path)
@@ -207,8 +314,6 @@ def pool_embeddings(
 
     Examples:
         >>> import numpy as np
-
-    from .._custom_types import ArrayLike
         >>> x = np.arange(12.0).reshape(1, 4, 3)
         >>> pool_embeddings(x, window=(1, 3))
         array([[4.5, 5.5, 6.5]])
@@ -260,8 +365,6 @@ def filter_rows(
 
     Examples:
         >>> import numpy as np
-
-    from .._custom_types import ArrayLike
         >>> x = np.array([[1.0, 0.0], [np.nan, 1.0], [0.0, 2.0]])
         >>> (xf,), kept = filter_rows(x, max_drop_fraction=0.5)
         >>> kept
@@ -324,8 +427,6 @@ def embed_sequences(
 
     Examples:
         >>> import numpy as np
-
-    from .._custom_types import ArrayLike
         >>> embed_sequences(lambda b: np.array([[len(s)] for s in b]), ["A", "AC", "ACG"],
         ...                 batch_size=2, progress=False)[:, 0]
         array([1, 2, 3])

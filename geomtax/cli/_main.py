@@ -4,6 +4,10 @@ Subcommands live next to the code they drive. Each module listed in ``SUBCOMMAND
 ``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
 namespace, returning an exit code). A listed module that is not installed is skipped; one that
 exists but fails to import raises, so breakage is never hidden.
+
+Usage and configuration errors of every subcommand are one line ``geomtax <cmd>: error: ...``
+with exit status 2 (:mod:`geomtax.cli._errors`): argparse's through :class:`OneLineParser`, the
+subcommands' own checks (made before any work) by raising :class:`UsageError`.
 """
 
 import argparse
@@ -12,6 +16,7 @@ import importlib.util
 import sys
 
 from .._version import __version__
+from ._errors import OneLineParser, UsageError, report
 
 #: subcommand name -> module defining ``register(subparsers)``.
 SUBCOMMANDS: dict[str, str] = {
@@ -31,7 +36,7 @@ def _module_exists(name: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every available subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="geomtax",
         description=(
             "Measure the Geometric Alignment Tax: distortion, mutual information and "
@@ -53,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as err:
+        return report(f"geomtax {args.command}", err)
 
 
 if __name__ == "__main__":
