@@ -154,7 +154,7 @@ def test_expansion_order_ids_and_errors(tmp_path):
 def test_run_matches_oracle_vectorized_and_not(tmp_path):
     (tmp_path / "a").mkdir()
     path, _ = _config(tmp_path / "a")
-    s = run_sweep(path, progress=False)
+    s = run_sweep(path, allow_import=True, progress=False)
     assert (s.total, s.computed, s.failed, s.already_done) == (12, 12, 0, 0)
     table = read_results(tmp_path / "a" / "out")
     ids = [c.cell_id for c in expand_grid(load_config(path))]
@@ -164,10 +164,10 @@ def test_run_matches_oracle_vectorized_and_not(tmp_path):
     # The one-cell-at-a-time path gives the same table.
     (tmp_path / "b").mkdir()
     path_b, _ = _config(tmp_path / "b", vectorize=False)
-    run_sweep(path_b, progress=False)
+    run_sweep(path_b, allow_import=True, progress=False)
     _check_rows(read_results(tmp_path / "b" / "out"), tmp_path, ids)
     # A second run finds everything done and writes nothing.
-    again = run_sweep(path, progress=False)
+    again = run_sweep(path, allow_import=True, progress=False)
     assert (again.computed, again.already_done) == (0, 12)
     assert read_results(tmp_path / "a" / "out").num_rows == 12
 
@@ -178,7 +178,7 @@ def test_kill_and_resume(tmp_path):
         os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "geomtax", "sweep", str(path), "--no-progress"],
+        [sys.executable, "-m", "geomtax", "sweep", str(path), "--allow-import", "--no-progress"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -194,7 +194,7 @@ def test_kill_and_resume(tmp_path):
     before = read_results(tmp_path / "out")
     assert 3 <= before.num_rows < 16, "the kill should land mid-sweep"
     # Resume in-process (no delay needed for correctness, but keep the same config => same ids).
-    s = run_sweep(path, progress=False)
+    s = run_sweep(path, allow_import=True, progress=False)
     assert s.already_done == before.num_rows
     assert s.computed == 16 - before.num_rows
     after = read_results(tmp_path / "out")
@@ -211,13 +211,13 @@ def test_concurrent_run_refused(tmp_path, capsys):
     path, _ = _config(tmp_path)
     with ResultStore(tmp_path / "out"):
         with pytest.raises(SweepLockedError, match="another geomtax sweep"):
-            run_sweep(path, progress=False)
-        assert cli_main(["sweep", str(path), "--no-progress"]) == 3
+            run_sweep(path, allow_import=True, progress=False)
+        assert cli_main(["sweep", str(path), "--allow-import", "--no-progress"]) == 3
         assert "lock" in capsys.readouterr().err
     assert not (tmp_path / "out" / "parts").exists() or not list(
         (tmp_path / "out" / "parts").glob("*.parquet")
     )
-    assert cli_main(["sweep", str(path), "--no-progress"]) == 0  # lock released
+    assert cli_main(["sweep", str(path), "--allow-import", "--no-progress"]) == 0  # lock released
 
 
 def test_failures_logged_and_hosts_partition(tmp_path, monkeypatch):
@@ -231,7 +231,7 @@ def test_failures_logged_and_hosts_partition(tmp_path, monkeypatch):
     for pid in (0, 1):
         monkeypatch.setattr(jax, "process_index", lambda pid=pid: pid)
         monkeypatch.setattr(jax, "process_count", lambda: 2)
-        s = run_sweep(path, progress=False)
+        s = run_sweep(path, allow_import=True, progress=False)
         assert s.assigned == 6
     lines = (tmp_path / "out" / "failures.jsonl").read_text().splitlines()
     failures = [json.loads(line) for line in lines]
@@ -249,14 +249,154 @@ def test_partial_part_files_ignored_and_cleaned(tmp_path):
     parts.mkdir(parents=True)
     stale = parts / ".part-p000-000000-deadbeef.parquet.tmp"
     stale.write_bytes(b"PAR1 truncated")
-    s = run_sweep(path, progress=False, max_cells=5)
+    s = run_sweep(path, allow_import=True, progress=False, max_cells=5)
     assert s.computed == 5 and not stale.exists()
     assert read_results(tmp_path / "out").num_rows == 5
     # Sequence numbers continue after existing parts; nothing is overwritten.
     out2 = tmp_path / "elsewhere"
-    assert cli_main(["sweep", str(path), "--no-progress", "--out", str(out2)]) == 0
+    argv = ["sweep", str(path), "--allow-import", "--no-progress", "--out", str(out2)]
+    assert cli_main(argv) == 0
     assert read_results(out2).num_rows == 12
     names = sorted(p.name for p in parts.glob("part-*.parquet"))
-    run_sweep(path, progress=False)
+    run_sweep(path, allow_import=True, progress=False)
     new = sorted(p.name for p in parts.glob("part-*.parquet"))
     assert set(names) <= set(new) and read_results(tmp_path / "out").num_rows == 12
+
+
+# ----------------------------------------------------------------------------- fail early
+
+
+def _cli(argv, capsys):
+    """Exit status and stderr of ``geomtax ARGV`` (argparse errors raise SystemExit)."""
+    try:
+        code = cli_main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def _one_line_error(code, err, cmd, *needles):
+    lines = err.strip().splitlines()
+    assert code == 2, (code, err)
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"geomtax {cmd}: error: "), err
+    for n in needles:
+        assert n in lines[0], (n, err)
+
+
+def _registry_config(tmp_path, **over):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 3))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", x @ np.linalg.qr(rng.normal(size=(3, 3)))[0])
+    cfg = {
+        "sweep": {"name": "r", "out": "out"},
+        "grid": {"estimator": ["procrustes_distortion"]},
+        "data": {"x": "x.npy", "y": "y.npy"},
+    }
+    for k, v in over.items():
+        cfg[k] = v
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_registry_estimator_runs_without_opt_in_and_records_status(tmp_path):
+    """A registry name needs no opt-in; each stored value comes with its status column."""
+    path = _registry_config(tmp_path)
+    s = run_sweep(path, progress=False)
+    assert (s.computed, s.failed) == (1, 0)
+    (row,) = read_results(tmp_path / "out").to_pylist()
+    # y is an exact rotation of x: Procrustes D is 0 (an independent closed form).
+    assert abs(row["value"]) < 1e-3
+    assert row["status"] == "ok"
+
+
+def test_import_path_refused_without_opt_in(tmp_path, capsys, monkeypatch):
+    """A config naming an arbitrary callable (subprocess:check_output) never runs it by default."""
+    calls = []
+    monkeypatch.setattr(subprocess, "check_output", lambda *a, **k: calls.append(a))
+    path = _registry_config(
+        tmp_path, grid={"estimator": ["subprocess:check_output"]}, data={"x": "x.npy"}
+    )
+    with pytest.raises(ValueError, match="allow-import"):
+        run_sweep(path, progress=False)
+    code, err = _cli(["sweep", str(path), "--no-progress"], capsys)
+    _one_line_error(code, err, "sweep", "subprocess:check_output", "--allow-import")
+    assert calls == [] and not (tmp_path / "out").exists()
+    # python_path is an import mechanism too.
+    path = _registry_config(tmp_path, sweep={"python_path": ["."]})
+    code, err = _cli(["sweep", str(path), "--no-progress"], capsys)
+    _one_line_error(code, err, "sweep", "python_path", "--allow-import")
+    # --help documents the flag.
+    with pytest.raises(SystemExit):
+        cli_main(["sweep", "--help"])
+    assert "--allow-import" in capsys.readouterr().out
+
+
+def test_missing_data_file_found_before_any_work(tmp_path, capsys):
+    """Data paths are checked (exist, load) before any cell runs; before, the missing file was
+    found mid-run and reported as 'vectorized call failed'."""
+    path, cfg = _config(tmp_path, layers=(0,))
+    cfg["grid"]["layer"] = [0, 1]  # x1.npy does not exist
+    path.write_text(json.dumps(cfg))
+    code, err = _cli(["sweep", str(path), "--allow-import", "--no-progress"], capsys)
+    _one_line_error(code, err, "sweep", "x1.npy", "no such file")
+    assert "vectorized" not in err
+    assert not (tmp_path / "out" / "parts").exists()
+
+
+@pytest.mark.parametrize(
+    "mistake, needles",
+    [
+        ("unknown_estimator", ("procrustes_distorsion", "did you mean 'procrustes_distortion'")),
+        ("unused_grid_key", ("'modle'", "not used")),
+        ("data_key_not_in_grid", ("{layer}", "not grid keys")),
+        ("option_typo", ("'varaint'", "did you mean 'variant'")),
+        ("missing_config", ("no such file",)),
+        ("invalid_toml", ("invalid TOML",)),
+        ("text_npy", ("x.npy", "not a .npy file")),
+        ("old_member_syntax", ("'file.npz#NAME'",)),
+        ("bad_section", ("unknown top-level sections",)),
+    ],
+)
+def test_config_mistakes_are_one_line_exit_2(tmp_path, capsys, mistake, needles):
+    path = _registry_config(tmp_path)
+    cfg = json.loads(path.read_text())
+    if mistake == "unknown_estimator":
+        cfg["grid"]["estimator"] = ["procrustes_distorsion"]
+    elif mistake == "unused_grid_key":
+        cfg["grid"]["modle"] = ["a", "b"]
+    elif mistake == "data_key_not_in_grid":
+        cfg["data"]["x"] = "x{layer}.npy"
+    elif mistake == "option_typo":
+        cfg["grid"]["opt.varaint"] = ["similarity"]
+    elif mistake == "text_npy":
+        (tmp_path / "x.npy").write_text("1 2 3\n4 5 6\n")
+    elif mistake == "old_member_syntax":
+        cfg["data"]["x"] = "x.npz:emb"
+    elif mistake == "bad_section":
+        cfg["extra"] = {}
+    path.write_text(json.dumps(cfg))
+    if mistake == "missing_config":
+        path = tmp_path / "nope.toml"
+    elif mistake == "invalid_toml":
+        path = tmp_path / "bad.toml"
+        path.write_text('[grid]\nestimator = ["knn_overlap"\n')
+    code, err = _cli(["sweep", str(path), "--no-progress"], capsys)
+    _one_line_error(code, err, "sweep", *needles)
+    assert "Traceback" not in err
+    assert not (tmp_path / "out" / "parts").exists()
+
+
+def test_data_member_syntax_is_file_hash_key(tmp_path):
+    """Sweep data paths use the audit's PATH#KEY syntax and loaders (.npz member here)."""
+    path = _registry_config(tmp_path)
+    x, y = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")
+    np.savez(tmp_path / "both.npz", emb=x, target=y)
+    cfg = json.loads(path.read_text())
+    cfg["data"] = {"x": "both.npz#emb", "y": "both.npz#target"}
+    path.write_text(json.dumps(cfg))
+    run_sweep(path, progress=False)
+    (row,) = read_results(tmp_path / "out").to_pylist()
+    assert row["data.x"] == "both.npz#emb" and abs(row["value"]) < 1e-3

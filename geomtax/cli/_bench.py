@@ -17,6 +17,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ._errors import UsageError
+
 #: Benchmark areas, in the order they run (``kernels``: pairwise-kernel roofline).
 AREAS = ("geometry", "mi", "rd", "dynamics", "training", "kernels")
 
@@ -150,6 +152,12 @@ def _parse_areas(text: str | None) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be >= 1; got {args.repeats}")
+    if args.benchmarks_dir is not None and not Path(args.benchmarks_dir).is_dir():
+        raise UsageError(f"--benchmarks-dir {args.benchmarks_dir}: no such folder")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a folder")
     bench_dir = find_benchmarks_dir(args.benchmarks_dir)
     out_dir = Path(args.out)
     payload = run_benchmarks(

@@ -12,6 +12,11 @@ from typing import Any
 #: Grid keys starting with this prefix are passed to the estimator as keyword options.
 OPTION_PREFIX = "opt."
 
+
+class SweepConfigError(ValueError):
+    """A mistake in a sweep configuration, found before any cell runs (one line)."""
+
+
 _SWEEP_DEFAULTS: dict[str, Any] = {
     "name": "sweep",
     "out": None,
@@ -82,54 +87,95 @@ def load_config(path: str | Path) -> dict[str, Any]:
     are resolved).
 
     Raises:
-        ValueError: on an unknown extension or a malformed configuration.
+        SweepConfigError: a missing file, an unknown extension, invalid TOML/JSON or a
+            malformed configuration (a ``ValueError``).
     """
     path = Path(path)
-    if path.suffix == ".toml":
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
-    elif path.suffix == ".json":
-        raw = json.loads(path.read_text())
-    else:
-        raise ValueError(f"sweep config must be a .toml or .json file; got {str(path)!r}")
+    if path.suffix not in (".toml", ".json"):
+        raise SweepConfigError(f"sweep config must be a .toml or .json file; got {str(path)!r}")
+    if not path.is_file():
+        raise SweepConfigError(f"{path}: no such file")
+    try:
+        if path.suffix == ".toml":
+            with path.open("rb") as fh:
+                raw = tomllib.load(fh)
+        else:
+            raw = json.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise SweepConfigError(f"{path}: invalid TOML ({err})") from err
+    except json.JSONDecodeError as err:
+        raise SweepConfigError(f"{path}: invalid JSON ({err})") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise SweepConfigError(f"{path}: could not read the file ({err})") from err
     return normalize_config(raw, base_dir=path.resolve().parent)
 
 
 def normalize_config(raw: dict[str, Any], *, base_dir: str | Path = ".") -> dict[str, Any]:
     """Validate a raw config dict and fill in defaults (see :func:`load_config`)."""
     if not isinstance(raw, dict):
-        raise ValueError(f"a sweep config must be a table/object; got {type(raw).__name__}")
+        raise SweepConfigError(f"a sweep config must be a table/object; got {type(raw).__name__}")
     unknown = set(raw) - {"sweep", "grid", "data", "estimators"}
     if unknown:
-        raise ValueError(
+        raise SweepConfigError(
             f"unknown top-level sections {sorted(unknown)}; expected sweep, grid, data, estimators"
         )
+    if not isinstance(raw.get("sweep", {}), dict):
+        raise SweepConfigError("[sweep] must be a table")
     sweep = {**_SWEEP_DEFAULTS, **raw.get("sweep", {})}
     bad = set(sweep) - set(_SWEEP_DEFAULTS)
     if bad:
-        raise ValueError(f"unknown [sweep] keys {sorted(bad)}; allowed: {sorted(_SWEEP_DEFAULTS)}")
+        raise SweepConfigError(
+            f"unknown [sweep] keys {sorted(bad)}; allowed: {sorted(_SWEEP_DEFAULTS)}"
+        )
     if not isinstance(sweep["batch_size"], int) or sweep["batch_size"] < 1:
-        raise ValueError(
+        raise SweepConfigError(
             f"[sweep] batch_size must be a positive integer; got {sweep['batch_size']}"
         )
     grid = raw.get("grid")
     if not isinstance(grid, dict) or not grid:
-        raise ValueError("a sweep config needs a non-empty [grid] table")
+        raise SweepConfigError("a sweep config needs a non-empty [grid] table")
     grid = {k: (v if isinstance(v, list) else [v]) for k, v in grid.items()}
     for k, v in grid.items():
         if not v:
-            raise ValueError(f"grid key {k!r} has no values")
+            raise SweepConfigError(f"grid key {k!r} has no values")
     if "estimator" not in grid:
-        raise ValueError("[grid] must list at least one estimator (key 'estimator')")
+        raise SweepConfigError("[grid] must list at least one estimator (key 'estimator')")
     if "seed" in grid and not all(isinstance(s, int) and s >= 0 for s in grid["seed"]):
-        raise ValueError(f"grid seeds must be non-negative integers; got {grid['seed']}")
+        raise SweepConfigError(f"grid seeds must be non-negative integers; got {grid['seed']}")
     data = raw.get("data", {})
     if not isinstance(data, dict) or "x" not in data:
-        raise ValueError("a sweep config needs a [data] table with at least an 'x' path")
+        raise SweepConfigError("a sweep config needs a [data] table with at least an 'x' path")
+    if not isinstance(sweep["python_path"], list) or not all(
+        isinstance(p, str) for p in sweep["python_path"]
+    ):
+        raise SweepConfigError(
+            f"[sweep] python_path must be a list of folders; got {sweep['python_path']!r}"
+        )
+    if not isinstance(sweep["vectorize"], bool):
+        raise SweepConfigError(
+            f"[sweep] vectorize must be true or false; got {sweep['vectorize']!r}"
+        )
+    for k in grid:
+        if not isinstance(k, str) or not k or k == OPTION_PREFIX:
+            raise SweepConfigError(f"bad grid key {k!r}")
+    for k, v in data.items():
+        if k not in ("x", "y"):
+            raise SweepConfigError(f"unknown [data] key {k!r}; expected 'x' and optionally 'y'")
+        if not isinstance(v, str) or not v:
+            raise SweepConfigError(f"[data] {k} must be a file path; got {v!r}")
     estimators = raw.get("estimators", {})
+    if not isinstance(estimators, dict):
+        raise SweepConfigError("[estimators] must be a table of [estimators.NAME] tables")
     for name, est in estimators.items():
         if not isinstance(est, dict) or "function" not in est:
-            raise ValueError(f"[estimators.{name}] needs a 'function' import path")
+            raise SweepConfigError(f"[estimators.{name}] needs a 'function' (an estimator name)")
+        extra = set(est) - {"function", "options"}
+        if extra:
+            raise SweepConfigError(
+                f"unknown keys {sorted(extra)} in [estimators.{name}]; allowed: function, options"
+            )
+        if not isinstance(est.get("options", {}), dict):
+            raise SweepConfigError(f"[estimators.{name}] options must be a table")
     return {
         "sweep": sweep,
         "grid": grid,
@@ -143,7 +189,7 @@ def _format(template: str, params: dict[str, Any]) -> str:
     fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
     missing = fields - set(params)
     if missing:
-        raise ValueError(
+        raise SweepConfigError(
             f"data path {template!r} uses {sorted(missing)}, which are not grid keys "
             f"({sorted(params)})"
         )
@@ -174,7 +220,7 @@ def expand_grid(config: dict[str, Any]) -> list[Cell]:
         params = dict(zip(keys, values, strict=True))
         name = params["estimator"]
         if not isinstance(name, str):
-            raise ValueError(f"grid estimators must be strings; got {name!r}")
+            raise SweepConfigError(f"grid estimators must be strings; got {name!r}")
         est = config["estimators"].get(name, {"function": name, "options": {}})
         options = dict(est.get("options", {}))
         for k, v in params.items():
@@ -185,7 +231,7 @@ def expand_grid(config: dict[str, Any]) -> list[Cell]:
         cell = Cell("", index, params, name, est["function"], options, data)
         cid = cell_id(cell.spec)
         if cid in seen:
-            raise ValueError(
+            raise SweepConfigError(
                 f"grid cells {seen[cid]} and {index} are identical ({canonical_json(params)}); "
                 "remove the duplicate grid value"
             )

@@ -2,9 +2,9 @@
 
 import collections
 import dataclasses
-import importlib
 import inspect
 import json
+import string
 import sys
 import time
 import traceback
@@ -12,13 +12,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
+from .._status import Status, status_name
+from ..audit._embeddings import check_array, load_array
 from ..parallel import initialize_distributed, make_mesh, shard_sweep
-from ._config import Cell, canonical_json, expand_grid, load_config, normalize_config
+from ._config import (
+    OPTION_PREFIX,
+    Cell,
+    SweepConfigError,
+    canonical_json,
+    expand_grid,
+    load_config,
+    normalize_config,
+)
+from ._registry import ImportNotAllowedError, resolve_function
 from ._store import ResultStore
 
 _RESERVED = {
@@ -58,27 +70,6 @@ class SweepSummary:
     seconds: float
 
 
-def resolve_function(path: str) -> Callable[..., Any]:
-    """Import an estimator from ``"package.module:function"`` or ``"package.module.function"``.
-
-    Examples:
-        >>> resolve_function("geomtax.geometry:pairwise_distances").__name__
-        'pairwise_distances'
-    """
-    if ":" in path:
-        module, _, attr = path.partition(":")
-    else:
-        module, _, attr = path.rpartition(".")
-    if not module or not attr:
-        raise ValueError(f"estimator {path!r} is not an import path like 'package.module:function'")
-    obj = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"estimator {path!r} is not callable")
-    return obj
-
-
 def _takes_key(fn) -> bool:
     try:
         return "key" in inspect.signature(fn).parameters
@@ -86,21 +77,23 @@ def _takes_key(fn) -> bool:
         return False
 
 
-def _load_array(path: str, base_dir: Path) -> np.ndarray:
-    file, _, member = path.partition(":") if path.count(":") == 1 else (path, "", "")
-    p = Path(file)
-    if not p.is_absolute():
-        p = base_dir / p
-    if p.suffix == ".npy":
-        return np.load(p, allow_pickle=False)
-    if p.suffix == ".npz":
-        with np.load(p, allow_pickle=False) as z:
-            if not member:
-                if len(z.files) != 1:
-                    raise ValueError(f"{p} holds {z.files}; name one as '{file}:NAME'")
-                member = z.files[0]
-            return z[member]
-    raise ValueError(f"data files must be .npy or .npz ('file.npz:array'); got {path!r}")
+def _parameters(fn) -> dict[str, inspect.Parameter] | None:
+    try:
+        return dict(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return None
+
+
+def _takes_throw(fn) -> bool:
+    params = _parameters(fn)
+    return params is not None and "throw" in params
+
+
+def _data_error(spec: str, err: Exception) -> str:
+    hint = ""
+    if ":" in spec and "#" not in spec and "no such file" in str(err):
+        hint = " (name an array inside a file with '#': 'file.npz#NAME')"
+    return f"[data] {spec!r}: {err}{hint}"
 
 
 def _scalar(v) -> Any:
@@ -117,11 +110,29 @@ def _scalar(v) -> Any:
     return None
 
 
+def _is_status(x) -> bool:
+    return isinstance(x, eqx._enum.EnumerationItem) and x._enumeration is Status
+
+
 def _metrics(out: Any, index: int | None = None) -> dict[str, Any]:
-    """Scalar outputs of an estimator (element ``index`` of a vmapped output), named by path."""
-    leaves = jax.tree_util.tree_flatten_with_path(out)[0]
+    """Scalar outputs of an estimator (element ``index`` of a vmapped output), named by path.
+
+    A result's :class:`geomtax.Status` becomes a column of status names (``status``, or
+    ``<path>.status`` for a nested result), so no stored number lacks its status.
+    """
+    leaves = jax.tree_util.tree_flatten_with_path(out, is_leaf=_is_status)[0]
     metrics: dict[str, Any] = {}
     for path, leaf in leaves:
+        name = jax.tree_util.keystr(path, simple=True, separator=".") or "value"
+        if name in _RESERVED:
+            name = f"result.{name}"
+        if _is_status(leaf):
+            names = np.asarray(status_name(leaf), dtype=object)
+            if index is not None and names.ndim >= 1:
+                names = names[index]
+            if names.size == 1:
+                metrics[name] = str(names.reshape(()).item())
+            continue
         if not (_is_array(leaf) or isinstance(leaf, (int, float, bool, np.generic))):
             continue
         value = np.asarray(leaf)
@@ -130,9 +141,6 @@ def _metrics(out: Any, index: int | None = None) -> dict[str, Any]:
         s = _scalar(value)
         if s is None:
             continue
-        name = jax.tree_util.keystr(path, simple=True, separator=".") or "value"
-        if name in _RESERVED:
-            name = f"result.{name}"
         metrics[name] = s
     return metrics
 
@@ -155,6 +163,8 @@ def _num_positional(fn) -> int:
 
 def _call(key, x, y, *, fn, options, has_y):
     kwargs = dict(options)
+    if "throw" not in kwargs and _takes_throw(fn):
+        kwargs["throw"] = False  # a degenerate cell is a row with its status, not a failure
     if key is not None:
         kwargs["key"] = key
     return fn(x, y, **kwargs) if has_y else fn(x, **kwargs)
@@ -165,8 +175,9 @@ def _param_value(v):
 
 
 class _Runner:
-    def __init__(self, config, store, mesh, process_index, progress):
+    def __init__(self, config, store, mesh, process_index, progress, functions):
         self.config = config
+        self.functions = functions
         self.store = store
         self.mesh = mesh
         self.base_dir = Path(config["base_dir"])
@@ -179,7 +190,7 @@ class _Runner:
 
     def array(self, path: str) -> np.ndarray:
         if path not in self._arrays:
-            self._arrays[path] = _load_array(path, self.base_dir)
+            self._arrays[path] = load_array(path, base_dir=self.base_dir)
             while len(self._arrays) > 8:
                 self._arrays.popitem(last=False)
         return self._arrays[path]
@@ -230,7 +241,7 @@ class _Runner:
     def run_vectorized(self, cells: list[Cell]) -> list[dict] | None:
         """One sharded, vmapped call over the seeds of cells that differ only in their seed."""
         first = cells[0]
-        fn = resolve_function(first.function)
+        fn = self.functions[first.function]
         x, y = self.inputs(first, fn)
         keys = jax.vmap(jax.random.key)(jnp.asarray([c.params["seed"] for c in cells]))
         point = Partial(
@@ -250,7 +261,7 @@ class _Runner:
         t0 = time.perf_counter()
         for i, cell in enumerate(cells):
             try:
-                fn = resolve_function(cell.function)
+                fn = self.functions[cell.function]
                 keyed = _takes_key(fn)
                 memo = None if keyed else canonical_json([cell.function, cell.options, cell.data])
                 if memo is not None and (memo in self._memo or memo in scheduled):
@@ -289,7 +300,7 @@ class _Runner:
         vectorize = self.config["sweep"]["vectorize"]
         groups: dict[str, list[Cell]] = {}
         for cell in cells:
-            fn = resolve_function(cell.function)
+            fn = self.functions[cell.function]
             if vectorize and "seed" in cell.params and _takes_key(fn):
                 rest = {k: v for k, v in cell.params.items() if k != "seed"}
                 gkey = canonical_json([rest, cell.function, cell.options, cell.data])
@@ -324,6 +335,96 @@ class _Runner:
         return computed
 
 
+def check_sweep(
+    cfg: dict[str, Any], *, allow_import: bool = False
+) -> tuple[list[Cell], dict[str, Callable[..., Any]]]:
+    """Check a normalized sweep config completely, without running any cell.
+
+    Checks: ``[sweep].python_path`` only with ``allow_import``; every estimator resolves
+    (:func:`geomtax.sweep.resolve_function`); an estimator that takes a ``key`` has a ``seed``
+    grid key; every option (``[estimators.NAME].options`` and ``opt.*`` grid keys) is a
+    parameter of its estimator; every grid key is used (``estimator``, ``seed``, ``opt.*`` or a
+    ``{key}`` field of a data path); every distinct data file exists and holds a numeric array
+    (``.npy`` headers only; see :func:`geomtax.audit.load_embeddings` for the formats).
+
+    Returns:
+        ``(cells, {function path: function})``.
+
+    Raises:
+        SweepConfigError: the first mistake found, as one line.
+    """
+    if cfg["sweep"]["python_path"]:
+        if not allow_import:
+            raise SweepConfigError(
+                "[sweep] python_path adds folders to import estimators from; it needs "
+                "--allow-import (run_sweep(allow_import=True))"
+            )
+        for entry in cfg["sweep"]["python_path"]:
+            p = str((Path(cfg["base_dir"]) / entry).resolve())
+            if p not in sys.path:
+                sys.path.insert(0, p)
+    cells = expand_grid(cfg)
+    functions: dict[str, Callable[..., Any]] = {}
+    for cell in cells:
+        if cell.function not in functions:
+            try:
+                functions[cell.function] = resolve_function(
+                    cell.function, allow_import=allow_import
+                )
+            except (ImportNotAllowedError, ValueError) as err:
+                where = (
+                    f"[estimators.{cell.estimator}] "
+                    if cell.estimator in cfg["estimators"]
+                    else "[grid] estimator: "
+                )
+                raise SweepConfigError(f"{where}{err}") from err
+    checked: set[str] = set()
+    for cell in cells:
+        fn = functions[cell.function]
+        sig = canonical_json([cell.function, sorted(cell.options)])
+        if sig in checked:
+            continue
+        checked.add(sig)
+        if _takes_key(fn) and "seed" not in cell.params:
+            raise SweepConfigError(
+                f"estimator {cell.function!r} takes a PRNG key; add seed = [...] to [grid]"
+            )
+        params = _parameters(fn)
+        if params is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            continue
+        for name in cell.options:
+            if name not in params or name in ("x", "y", "key"):
+                import difflib
+
+                valid = sorted(n for n in params if n not in ("x", "y", "key"))
+                close = difflib.get_close_matches(name, valid, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise SweepConfigError(
+                    f"estimator {cell.estimator!r} ({cell.function}) has no option {name!r}"
+                    f"{hint} (options: {', '.join(valid)})"
+                )
+    used = {"estimator", "seed"}
+    for template in cfg["data"].values():
+        used |= {f for _, f, _, _ in string.Formatter().parse(str(template)) if f}
+    for key in cfg["grid"]:
+        if key not in used and not key.startswith(OPTION_PREFIX):
+            raise SweepConfigError(
+                f"grid key {key!r} is not used: it is not 'estimator', 'seed', an "
+                f"'{OPTION_PREFIX}NAME' option or a {{{key}}} field of a [data] path"
+            )
+    seen: set[str] = set()
+    for cell in cells:
+        for spec in cell.data.values():
+            if spec in seen:
+                continue
+            seen.add(spec)
+            try:
+                check_array(spec, base_dir=cfg["base_dir"])
+            except ValueError as err:
+                raise SweepConfigError(_data_error(spec, err)) from err
+    return cells, functions
+
+
 def run_sweep(
     config: str | Path | dict[str, Any],
     *,
@@ -332,10 +433,14 @@ def run_sweep(
     max_cells: int | None = None,
     progress: bool = True,
     distributed: bool | None = None,
+    allow_import: bool = False,
 ) -> SweepSummary:
     """Run (or resume) a sweep, appending one Parquet part per finished batch of cells.
 
-    Steps: expand the grid (:func:`expand_grid`); take the exclusive lock of ``out_dir``
+    Steps: expand the grid (:func:`expand_grid`) and check the whole configuration before any
+    cell runs (:func:`check_sweep`: every estimator is in geomtax's registry, or an import path
+    with ``allow_import``; every option name is a parameter of its estimator; every grid key is
+    used; every data file exists and loads); take the exclusive lock of ``out_dir``
     (raising :class:`SweepLockedError` if another run holds it); skip cells already in the
     table; group the others -- cells that differ only in ``seed`` and whose estimator takes a
     ``key`` become one ``vmap`` over ``jax.random.key(seed)`` with the seed axis sharded over
@@ -345,7 +450,10 @@ def run_sweep(
     modulo ``P`` on its local devices.
 
     The estimator is called as ``fn(x, y, key=..., **options)`` (``y`` and ``key`` only when the
-    config has a ``y`` path / the function takes ``key``); its scalar outputs become columns.
+    config has a ``y`` path / the function takes ``key``), with ``throw=False`` when it takes
+    ``throw`` and the options do not set it; its scalar outputs become columns, and a result's
+    status becomes a column of status names (``status``), so a degenerate cell is a row with
+    its status, not a failure.
 
     Args:
         config: a config file path (TOML/JSON) or a dict as in the file.
@@ -356,18 +464,18 @@ def run_sweep(
         progress: show a tqdm progress bar on stderr.
         distributed: call :func:`geomtax.parallel.initialize_distributed` first; ``None``
             does so only when multi-host environment variables are present.
+        allow_import: allow estimators named by an import path outside geomtax's registry
+            (and ``[sweep].python_path``); such a config runs code it names.
 
     Returns:
         A :class:`SweepSummary`.
 
     Raises:
         SweepLockedError: when another run is writing to ``out_dir``.
-        ValueError: on a malformed config.
+        SweepConfigError: (a ``ValueError``) on any configuration mistake, before any work.
     """
     from tqdm.auto import tqdm
 
-    if distributed or distributed is None:
-        initialize_distributed(force=bool(distributed))
     t0 = time.perf_counter()
     if isinstance(config, dict):
         cfg = normalize_config(
@@ -376,22 +484,14 @@ def run_sweep(
         )
     else:
         cfg = load_config(config)
-    for entry in cfg["sweep"]["python_path"]:
-        p = str((Path(cfg["base_dir"]) / entry).resolve())
-        if p not in sys.path:
-            sys.path.insert(0, p)
     if out_dir is None:
         out = cfg["sweep"]["out"]
         out_dir = (
             Path(cfg["base_dir"]) / out if out else Path("results/sweeps") / cfg["sweep"]["name"]
         )
-    cells = expand_grid(cfg)
-    for cell in cells:
-        fn = resolve_function(cell.function)  # fail fast on a bad import path
-        if _takes_key(fn) and "seed" not in cell.params:
-            raise ValueError(
-                f"estimator {cell.function!r} takes a PRNG key; add seed = [...] to [grid]"
-            )
+    cells, functions = check_sweep(cfg, allow_import=allow_import)
+    if distributed or distributed is None:
+        initialize_distributed(force=bool(distributed))
     pindex, pcount = jax.process_index(), jax.process_count()
     mine = [c for c in cells if c.index % pcount == pindex]
     mesh = make_mesh(devices=list(jax.local_devices() if devices is None else devices))
@@ -404,7 +504,7 @@ def run_sweep(
         todo = [c for c in mine if c.cell_id not in done]
         if max_cells is not None:
             todo = todo[:max_cells]
-        runner = _Runner(cfg, store, mesh, pindex, progress)
+        runner = _Runner(cfg, store, mesh, pindex, progress, functions)
         with tqdm(total=len(todo), desc=cfg["sweep"]["name"], disable=not progress) as pbar:
             computed = runner.run(todo, pbar)
     return SweepSummary(
