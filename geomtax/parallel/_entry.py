@@ -5,7 +5,6 @@ returns the same values (to float tolerance): row tiles for the pairwise kernels
 (PRNG keys, betas) for the vmapped critic fits and Blahut--Arimoto.
 """
 
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,10 @@ from jaxtyping import Array, Float, Int, Key
 from .._chunking import map_row_blocks
 from .._custom_types import Samples
 from .._errors import check_choice, check_rank
+from .._status import AbstractResult, finish
 from ..geometry import pairwise_distances
+from ..info import mutual_information
+from ..rd import blahut_arimoto
 from ._shard import shard_rows, shard_sweep
 
 _METRICS = ("euclidean", "sqeuclidean", "cosine")
@@ -138,14 +140,24 @@ def sharded_knn_search(
     return shard_rows(tile, x, x, mesh=mesh, axis_name=axis_name)
 
 
-def _public(namespace: str, name: str):
-    module = importlib.import_module(namespace)
-    fn = getattr(module, name, None)
-    if fn is None:
-        raise NotImplementedError(
-            f"{namespace}.{name} is not available in this geomtax installation; pass fn= explicitly"
-        )
-    return fn
+def _no_throw(fn, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with ``throw=False`` added when ``fn`` takes ``throw`` and it is not set.
+
+    The sharded entry points run every point with ``throw=False`` (an error inside the sharded
+    ``vmap`` would abort the whole batch) and apply the library's ``throw`` rule once, on the
+    host, to the stacked result (:func:`geomtax._status.finish`).
+    """
+    try:
+        takes = "throw" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return {**options, "throw": False} if takes and "throw" not in options else dict(options)
+
+
+def _finish(result, *, throw: bool, function: str):
+    if isinstance(result, AbstractResult):
+        return finish(result, throw=throw, function=function)
+    return result
 
 
 def _mi_point(key, x, y, *, fn, options):
@@ -160,6 +172,7 @@ def sharded_mutual_information(
     mesh: Mesh,
     fn: Callable[..., Any] | None = None,
     axis_name: str | None = None,
+    throw: bool = True,
     **options: Any,
 ) -> Any:
     r"""Independent MI critic fits, one per PRNG key, with the keys sharded across devices.
@@ -177,10 +190,18 @@ def sharded_mutual_information(
         fn: the estimator ``fn(x, y, *, key, **options)``; defaults to
             ``geomtax.info.mutual_information``.
         axis_name: mesh axis to shard over; defaults to the mesh's only axis.
+        throw: raise :class:`geomtax.StatusError` (one line) if any fit's status is not
+            ``ok``; with ``throw=False`` the stacked result is returned with a status per key.
+            Every fit runs with ``throw=False`` inside the sharded ``vmap``; the rule is applied
+            once to the stacked result (results with a ``status`` only).
         **options: keyword options forwarded to ``fn`` (static values: hashable).
 
     Returns:
-        ``fn``'s result with a leading axis of length B on every array (nats).
+        ``fn``'s result with a leading axis of length B on every array (nats); for the default
+        ``fn`` a :class:`geomtax.info.MIResult` whose ``status`` has shape (B,).
+
+    Raises:
+        StatusError: with ``throw=True``, when a fit's status is not ``ok``.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -192,10 +213,11 @@ def sharded_mutual_information(
         >>> out.tolist()
         [1.0, 1.0, 1.0]
     """
-    if fn is None:
-        fn = _public("geomtax.info", "mutual_information")
-    point = Partial(_mi_point, fn=fn, options=tuple(sorted(options.items())))
-    return shard_sweep(point, keys, mesh=mesh, shared=(x, y), axis_name=axis_name)
+    fn = mutual_information if fn is None else fn
+    opts = _no_throw(fn, options)
+    point = Partial(_mi_point, fn=fn, options=tuple(sorted(opts.items())))
+    out = shard_sweep(point, keys, mesh=mesh, shared=(x, y), axis_name=axis_name)
+    return _finish(out, throw=throw, function="sharded_mutual_information")
 
 
 def _rd_point(beta, p_x, dist, *, fn, keyword, options):
@@ -212,6 +234,7 @@ def sharded_rd_curve(
     mesh: Mesh,
     fn: Callable[..., Any] | None = None,
     axis_name: str | None = None,
+    throw: bool = True,
     **options: Any,
 ) -> Any:
     r"""A Blahut--Arimoto rate--distortion curve with the betas sharded across devices.
@@ -230,10 +253,18 @@ def sharded_rd_curve(
         fn: solver ``fn(p_x, dist, beta, **options)`` (``beta`` positional or keyword);
             defaults to ``geomtax.rd.blahut_arimoto``.
         axis_name: mesh axis to shard over; defaults to the mesh's only axis.
+        throw: raise :class:`geomtax.StatusError` (one line) if any point's status is not
+            ``ok``; with ``throw=False`` the stacked solution is returned with a status per
+            beta (a ``not_converged`` point keeps its certified bounds). Every solve runs with
+            ``throw=False`` inside the sharded ``vmap``.
         **options: keyword options forwarded to ``fn`` (static values: hashable).
 
     Returns:
-        ``fn``'s solution with a leading axis of length B on every array (rates in nats).
+        ``fn``'s solution with a leading axis of length B on every array (rates in nats); for
+        the default ``fn`` a :class:`geomtax.rd.RDSolution` whose ``status`` has shape (B,).
+
+    Raises:
+        StatusError: with ``throw=True``, when a point's status is not ``ok``.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -243,8 +274,8 @@ def sharded_rd_curve(
         ...                  mesh=make_mesh(1), fn=solve).tolist()
         [2.0, 1.0]
     """
-    if fn is None:
-        fn = _public("geomtax.rd", "blahut_arimoto")
+    fn = blahut_arimoto if fn is None else fn
+    options = _no_throw(fn, options)
     betas = jnp.asarray(betas)
     if betas.ndim != 1:
         raise ValueError(f"betas must have shape (B,); got {betas.shape}")
@@ -254,4 +285,5 @@ def sharded_rd_curve(
         param = None
     keyword = param is not None and param.kind is inspect.Parameter.KEYWORD_ONLY
     point = Partial(_rd_point, fn=fn, keyword=keyword, options=tuple(sorted(options.items())))
-    return shard_sweep(point, betas, mesh=mesh, shared=(p_x, dist), axis_name=axis_name)
+    out = shard_sweep(point, betas, mesh=mesh, shared=(p_x, dist), axis_name=axis_name)
+    return _finish(out, throw=throw, function="sharded_rd_curve")
