@@ -1,7 +1,10 @@
 """The one memory knob: walk the rows of an array in fixed-size blocks.
 
-Anything quadratic in ``n`` takes ``block_size: int | None``. ``None`` materialises the whole
-thing; an integer pads the row axis up to a multiple of ``block_size`` and walks the blocks with
+Anything quadratic in ``n`` takes ``block_size: int | str | None`` with default ``"auto"``:
+:func:`resolve_block_size` turns ``"auto"`` into the largest row count whose tile stays within
+:data:`TILE_BYTES` (64 MiB), so no default ever builds an n x n intermediate. ``None``
+materialises the whole thing (an explicit opt-in); an integer pads the row axis up to a multiple
+of ``block_size`` and walks the blocks with
 ``lax.map`` (independent outputs) or ``lax.scan`` (streaming reductions). Under ``grad`` each
 block body is wrapped in ``jax.checkpoint`` so the backward pass recomputes a block instead of
 storing it, which keeps memory at O(block_size * n).
@@ -15,6 +18,40 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from ._errors import check_int
+
+#: the memory budget of one tile under ``block_size="auto"`` (bytes)
+TILE_BYTES = 64 * 2**20
+
+
+def resolve_block_size(block_size, n: int, *, row_bytes: int) -> int | None:
+    """The concrete tile height for ``block_size`` (static; call before compiling).
+
+    Args:
+        block_size: ``"auto"`` (the largest number of rows whose tile is at most
+            :data:`TILE_BYTES`), ``None`` (one dense pass; an explicit opt-in) or a positive int.
+        n: the number of rows to walk.
+        row_bytes: bytes of intermediate per row of a tile (e.g. ``m * itemsize`` for a
+            (rows, m) distance tile, times the number of such live arrays).
+
+    Returns:
+        ``None`` when one pass over all rows fits (or was asked for), else the rows per tile.
+
+    Raises:
+        TypeError, ValueError: ``block_size`` is not ``"auto"``, ``None`` or a positive int.
+    """
+    if block_size is None:
+        return None
+    if isinstance(block_size, str):
+        if block_size != "auto":
+            raise ValueError(
+                f"block_size must be 'auto', None or a positive int, got {block_size!r}"
+            )
+        rows = max(1, TILE_BYTES // max(int(row_bytes), 1))
+        return None if rows >= n else int(rows)
+    b = check_int("block_size", block_size, minimum=1)
+    return None if b >= n else b
 
 
 def num_blocks(n: int, block_size: int) -> int:

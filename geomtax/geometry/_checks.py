@@ -1,12 +1,16 @@
 """Input preparation shared by the geometry metrics (static checks first, then value checks)."""
 
+import functools
+
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._errors import (
     check_choice,
     check_finite,
+    check_int,
     check_min_rows,
     check_paired,
     check_rank,
@@ -99,12 +103,14 @@ def check_zero_norm(name: str, x, metric: str, policy: str):
     return x
 
 
-def check_k(k: int, n: int, *, shape, strict_half: bool = True):
-    """``1 <= k < n / 2`` (trustworthiness/continuity validity range, scikit-learn #18567)."""
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
-        raise TypeError(f"k must be a Python int, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got k={k}")
+def check_k(k, n: int, *, shape, strict_half: bool = True) -> int:
+    """``1 <= k < n / 2`` (trustworthiness/continuity validity range, scikit-learn #18567).
+
+    Accepts Python and NumPy integers and returns a Python int (pass the returned value on:
+    a NumPy integer would otherwise become a traced array under ``jit``); rejects ``bool``,
+    floats and strings.
+    """
+    k = check_int("k", k, minimum=1)
     if strict_half and not k < n / 2:
         raise ValueError(
             f"k must satisfy k < n / 2 for this metric (its normaliser is only valid there); "
@@ -112,13 +118,72 @@ def check_k(k: int, n: int, *, shape, strict_half: bool = True):
         )
     if not k < n:
         raise ValueError(f"k must be < n; got k={k} with shape {tuple(shape)}")
+    return k
 
 
 def check_block_size(block_size):
-    """``None`` or a positive Python int."""
-    if block_size is None:
-        return
+    """``"auto"``, ``None`` or a positive int (see :func:`geomtax._chunking.resolve_block_size`)."""
+    if block_size is None or (isinstance(block_size, str) and block_size == "auto"):
+        return block_size
+    if isinstance(block_size, str):
+        raise ValueError(f"block_size must be 'auto', None or a positive int, got {block_size!r}")
     if not isinstance(block_size, (int, np.integer)) or isinstance(block_size, bool):
-        raise TypeError(f"block_size must be None or a positive int, got {block_size!r}")
-    if block_size < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size}")
+        raise TypeError(f"block_size must be 'auto', None or a positive int, got {block_size!r}")
+    return check_int("block_size", block_size, minimum=1)
+
+
+def zero_norm_mask(x, metric: str):
+    """Scalar bool (traceable): under cosine/correlation some row of ``x`` has zero norm.
+
+    The flagged counterpart of :func:`check_zero_norm` (``zero_norm="raise"``): estimators
+    report such input as ``Status.degenerate_input`` instead of raising on the data.
+    """
+    if metric not in ("cosine", "correlation"):
+        return jnp.zeros((), bool)
+    xc = x - jnp.mean(x, axis=1, keepdims=True) if metric == "correlation" else x
+    return jnp.any(jnp.all(xc == 0, axis=1))
+
+
+def first_nonfinite_row(name: str, x, what: str) -> None:
+    """Eager primitives: raise ``ValueError`` naming the first row of ``x`` with NaN or inf.
+
+    Traced arrays are not checked here (the primitives propagate NaN instead).
+    """
+    if is_traced(x):
+        return
+    arr = np.asarray(x)
+    if arr.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1) if arr.ndim else None
+    if arr.ndim == 0:
+        if not np.isfinite(arr):
+            raise ValueError(f"{name} is not finite ({arr}); {what} is undefined")
+        return
+    rows = np.flatnonzero(bad)
+    if rows.size:
+        raise ValueError(
+            f"{name} of shape {arr.shape} has NaN or inf in {rows.size} row(s) (first: row "
+            f"{int(rows[0])}); {what} is undefined there. Remove or impute those rows."
+        )
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def nondifferentiable(x, function: str):
+    """Identity on ``x`` whose derivative raises ``TypeError`` naming ``function``.
+
+    Wrap the inputs of a metric that is piecewise constant in them (it sees the data only
+    through ranks or k-NN sets): its true gradient is zero almost everywhere, so ``jax.grad``
+    would silently return zeros. Under ``jit``/``vmap`` without differentiation it is free.
+    """
+    return x
+
+
+@nondifferentiable.defjvp
+def _nondifferentiable_jvp(function, primals, tangents):
+    raise TypeError(
+        f"{function} is piecewise constant in its inputs (it depends on them only through "
+        "ranks or k-NN sets), so its gradient is zero almost everywhere and carries no "
+        "training signal; do not differentiate it. For a differentiable loss use stress, "
+        "procrustes_distortion, cka or rdm_similarity(method='pearson'); to evaluate it "
+        "inside a differentiated function, pass jax.lax.stop_gradient(x)"
+    )

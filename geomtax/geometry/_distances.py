@@ -1,42 +1,103 @@
-r"""Pairwise distances and k-nearest-neighbour search, dense or tiled by row blocks.
+r"""Pairwise distances and k-nearest-neighbour search, tiled by row blocks.
 
-Conventions (shared by every geomtax metric):
+Conventions (shared by every geomtax metric; see docs/reference/geometry.md):
 
-* ``euclidean``: :math:`\\lVert u - v \\rVert_2`; ``sqeuclidean``: its square (never divided by d);
-  ``cosine``: :math:`1 - u^\\top v / (\\lVert u\\rVert \\lVert v\\rVert)` in [0, 2].
-* Distances are computed from Gram matrices (``|u|^2 + |v|^2 - 2 u.v``) clamped at 0, so in
-  float32 two points closer than about ``1e-3 * |u|`` may read as distance 0. Use float64 when that
-  matters. The square root has a zero-safe gradient (0 at coincident points, never NaN).
-* Zero-norm rows have no cosine direction; the cosine distance to them is defined as 1.0 here
-  (the ``fill_one`` policy). Public metrics that take ``metric="cosine"`` raise on zero-norm rows
-  before calling these kernels unless the caller opts into that policy.
+* ``euclidean``: :math:`\\lVert u - v \\rVert_2`; ``sqeuclidean``: its square (never divided by
+  d); ``cosine``: :math:`1 - u^\\top v / (\\lVert u\\rVert \\lVert v\\rVert)` in [0, 2].
+* Euclidean distances are computed from Gram matrices (``|u|^2 + |v|^2 - 2 u.v``) clamped at 0,
+  but only after the cloud has been moved to its own frame: the mean of ``x`` is subtracted
+  (two-pass, :func:`geomtax._numerics.center`) and everything is divided by a power of two
+  near the largest absolute centred entry, and the distances are scaled back at the end. So an
+  offset of 1e6 or a scale of 1e-30 / 1e30 in float32 neither cancels catastrophically nor
+  under/overflows; two points
+  closer than about ``1e-3 * spread`` (float32) may still read as distance 0. The square root
+  has a zero-safe gradient (0 at coincident points, never NaN).
+* Cosine directions are computed after dividing each row by its largest absolute entry (scale
+  safe). Zero-norm rows have no direction; the cosine distance to them is defined as 1.0 here
+  (the ``fill_one`` policy). Public metrics that take ``metric="cosine"`` treat zero-norm rows
+  as degenerate input before calling these kernels unless the caller opts into that policy.
+* Non-finite input: the public primitives raise ``ValueError`` naming the first bad row when
+  the array is concrete; under ``jit``/``vmap`` (traced input) they propagate NaN instead (a
+  non-finite row is never at distance 0 from anything).
 * k-NN ties are broken by the lower row index (``lax.top_k`` is stable), the self match is
-  excluded by index, so exact duplicates are still each other's neighbours.
+  excluded by index, so exact duplicates are still each other's neighbours. The k distances
+  :func:`knn_search` returns (Euclidean metrics) are recomputed from the coordinate
+  differences, so a duplicate is at exactly 0 (not at a Gram-form rounding residue).
+* Memory: ``block_size="auto"`` (the default) walks row tiles of at most 64 MiB
+  (:data:`geomtax._chunking.TILE_BYTES`); ``None`` asks for one dense pass.
 """
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.sharding import Mesh
 
-from .._chunking import map_row_blocks
+from .._chunking import map_row_blocks, resolve_block_size
 from .._custom_types import Array, ArrayLike, Float, Int
-from .._errors import check_choice, check_rank
+from .._errors import check_choice, check_int, check_rank, check_real_array, finite_mask
+from ._checks import check_block_size, first_nonfinite_row
 
 METRICS = ("euclidean", "sqeuclidean", "cosine")
 
 
 def _safe_sqrt(x):
+    """``sqrt(max(x, 0))`` with a zero gradient at 0 that propagates NaN (never NaN -> 0)."""
     positive = x > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+    r = jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+    return jnp.where(jnp.isnan(x), x, r)
 
 
 def _unit_rows(x):
-    norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
-    return jnp.where(norm > 0, x / jnp.where(norm > 0, norm, 1.0), 0.0), norm[..., 0] > 0
+    """Unit-norm rows (row-max scaled first, so 1e30 and 1e-30 rows keep their direction).
+
+    Zero rows give 0 and ``ok = False``; non-finite rows give NaN (and ``ok = True``, so the NaN
+    reaches the distance).
+    """
+    m = jnp.max(jnp.abs(x), axis=-1, keepdims=True)
+    ok = ~(m == 0)
+    xs = x / jnp.where(ok, m, 1.0)
+    norm = jnp.linalg.norm(xs, axis=-1, keepdims=True)
+    return jnp.where(ok, xs / jnp.where(ok, norm, 1.0), 0.0), ok[..., 0]
+
+
+def _pow2_at_least(v):
+    """The smallest power of two >= ``v`` (1 where ``v`` is 0 or not finite)."""
+    ok = (v > 0) & jnp.isfinite(v)
+    return jnp.where(ok, jnp.exp2(jnp.ceil(jnp.log2(jnp.where(ok, v, 1.0)))), 1.0).astype(v.dtype)
+
+
+def _frame(x, y=None):
+    """Move ``x`` (and ``y``, by the same map) to the frame of ``x``: centred, max entry <= 1.
+
+    Returns ``(x', y', s)`` with ``|x_i - y_j| = s |x'_i - y'_j|``. The shift is the first row
+    plus the mean of the rest relative to it (two-pass, as :func:`geomtax._numerics.center`),
+    rounded to 10 bits below the cloud's spread, and ``s`` is a power of two: so the frame
+    removes any large offset, and small-integer data (exact ties, duplicates) stay exact. The
+    frame is held constant under differentiation: the distances are invariant to it, so the
+    gradient stays exact.
+    """
+    ref = lax.stop_gradient(x[:1])
+    x0 = x - ref
+    mu = lax.stop_gradient(jnp.mean(x0, axis=0, keepdims=True))
+    spread = lax.stop_gradient(jnp.max(jnp.abs(x0 - mu)))
+    q = _pow2_at_least(spread) * 2.0**-10
+    mu = jnp.round(mu / q) * q
+    xc = x0 - mu
+    yc = xc if y is None else (y - ref) - mu
+    m = jnp.max(jnp.abs(xc))
+    if y is not None:
+        m = jnp.maximum(m, jnp.max(jnp.abs(yc)))
+    s = lax.stop_gradient(_pow2_at_least(m))
+    return xc / s, yc / s, s
 
 
 def _cross(xb, y, metric: str):
-    """Distances between every row of ``xb`` (b, d) and every row of ``y`` (m, d)."""
+    """Distances between every row of ``xb`` (b, d) and every row of ``y`` (m, d).
+
+    The raw Gram-form kernel: callers put both arguments in a common frame first (see
+    :func:`_frame`) so that the form does not cancel; NaN propagates.
+    """
     if metric == "cosine":
         ub, okb = _unit_rows(xb)
         uy, oky = _unit_rows(y)
@@ -47,10 +108,35 @@ def _cross(xb, y, metric: str):
     return sq if metric == "sqeuclidean" else _safe_sqrt(sq)
 
 
+def _rescale(d, s, metric: str):
+    if metric == "cosine":
+        return d
+    # (d * s) * s: a zero distance stays 0 even where s * s overflows
+    return d * s * s if metric == "sqeuclidean" else d * s
+
+
+def _prep_primitive(name, x, what):
+    check_rank(name, x)
+    check_real_array(name, x)
+    first_nonfinite_row(name, x, what)
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    return x
+
+
 def distance(
     u: Float[ArrayLike, " d"], v: Float[ArrayLike, " d"], *, metric: str = "euclidean"
 ) -> Float[Array, ""]:
     """Distance between two vectors ``u`` and ``v`` of shape (d,) (the pointwise primitive).
+
+    Computed from the difference (no Gram form) after dividing by its largest absolute entry,
+    so it neither overflows at 1e30 nor underflows at 1e-30 in float32.
+
+    Raises:
+        ValueError: unknown metric, shapes other than two equal (d,), or (concrete input) NaN
+            or inf in ``u`` or ``v``; traced non-finite input gives NaN.
+        TypeError: complex or non-numeric input.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -58,14 +144,27 @@ def distance(
         5.0
     """
     check_choice("metric", metric, METRICS)
+    check_rank("u", u, 1)
+    check_rank("v", v, 1)
+    if np.shape(u) != np.shape(v):
+        raise ValueError(f"u and v must have the same shape; got {np.shape(u)} and {np.shape(v)}")
+    for name, a in (("u", u), ("v", v)):
+        check_real_array(name, a)
+        if not isinstance(a, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(a))):
+            raise ValueError(f"{name} contains NaN or inf; the distance is undefined")
+    u = jnp.asarray(u)
+    v = jnp.asarray(v)
+    dtype = jnp.promote_types(jnp.promote_types(u.dtype, v.dtype), jnp.result_type(float))
+    u, v = u.astype(dtype), v.astype(dtype)
     if metric == "cosine":
-        nu, nv = jnp.linalg.norm(u), jnp.linalg.norm(v)
-        ok = (nu > 0) & (nv > 0)
-        cos = jnp.dot(u, v) / jnp.where(ok, nu * nv, 1.0)
-        return jnp.where(ok, 1.0 - jnp.clip(cos, -1.0, 1.0), 1.0)
+        (uu, vv), ok = _unit_rows(jnp.stack([u, v]))
+        cos = jnp.clip(jnp.dot(uu, vv), -1.0, 1.0)
+        return jnp.where(ok[0] & ok[1], 1.0 - cos, 1.0)
     d = u - v
-    sq = jnp.dot(d, d)
-    return sq if metric == "sqeuclidean" else _safe_sqrt(sq)
+    m = lax.stop_gradient(jnp.max(jnp.abs(d)))
+    m = jnp.where((m > 0) & jnp.isfinite(m), m, jnp.ones_like(m))
+    sq = jnp.dot(d / m, d / m)
+    return sq * m * m if metric == "sqeuclidean" else _safe_sqrt(sq) * m
 
 
 def pairwise_distances(
@@ -73,7 +172,7 @@ def pairwise_distances(
     y: Float[ArrayLike, "m d"] | None = None,
     *,
     metric: str = "euclidean",
-    block_size: int | None = None,
+    block_size: int | str | None = "auto",
     mesh: Mesh | None = None,
 ) -> Float[Array, "n m"]:
     r"""Full distance matrix between the rows of ``x`` (n, d) and ``y`` (m, d) (default ``y = x``).
@@ -82,43 +181,57 @@ def pairwise_distances(
         x: array of shape (n, d).
         y: optional array of shape (m, d); defaults to ``x``.
         metric: ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"`` (see module conventions).
-        block_size: if given, rows of ``x`` are processed ``block_size`` at a time so that the
-            intermediates stay O(block_size * m); the (n, m) output itself is still returned.
-            Metrics built on top never call this with large n: they stream tiles instead.
+        block_size: rows of ``x`` per tile so that the intermediates stay O(block_size * m);
+            ``"auto"`` (default) keeps a tile under 64 MiB, ``None`` computes in one pass. The
+            (n, m) output itself is still returned; metrics built on top stream tiles instead.
         mesh: optional 1-D ``jax.sharding.Mesh``; the rows of ``x`` are then split across its
             devices (:func:`geomtax.parallel.sharded_pairwise_distances`), identical results.
 
     Returns:
-        distances: Array of shape (n, m). For ``y=None`` the diagonal is exactly 0.
+        distances: Array of shape (n, m). For ``y=None`` the diagonal is exactly 0 (NaN for a
+        non-finite row under ``jit``).
+
+    Raises:
+        ValueError: unknown metric, rank other than 2, mismatched columns, bad ``block_size``,
+            or (concrete input) NaN or inf in a row, named in the message.
+        TypeError: complex or non-numeric input.
 
     Examples:
         >>> import jax.numpy as jnp
         >>> pairwise_distances(jnp.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
         [[0.0, 5.0], [5.0, 0.0]]
     """
-    if mesh is not None:
-        from ..parallel import sharded_pairwise_distances
-
-        return sharded_pairwise_distances(x, y, mesh=mesh, metric=metric, block_size=block_size)
     check_choice("metric", metric, METRICS)
-    check_rank("x", x)
-    x = jnp.asarray(x)
+    check_block_size(block_size)
+    x = _prep_primitive("x", x, "the pairwise distance")
     same = y is None
-    y = x if same else jnp.asarray(y)
-    check_rank("y", y)
+    y = x if same else _prep_primitive("y", y, "the pairwise distance")
     if x.shape[1] != y.shape[1]:
         raise ValueError(
             f"x and y must have the same number of columns; got {x.shape} and {y.shape}"
         )
+    dtype = jnp.promote_types(x.dtype, y.dtype)
+    x, y = x.astype(dtype), y.astype(dtype)
+    bs = resolve_block_size(block_size, x.shape[0], row_bytes=3 * y.shape[0] * dtype.itemsize)
+    if mesh is not None:
+        from ..parallel import sharded_pairwise_distances
+
+        return sharded_pairwise_distances(
+            x, None if same else y, mesh=mesh, metric=metric, block_size=bs
+        )
+    if metric == "cosine":
+        xf, yf, s = x, y, jnp.ones((), dtype)
+    else:
+        xf, yf, s = _frame(x, None if same else y)
 
     def tile(xb, start, valid):
-        d = _cross(xb, y, metric)
+        d = _cross(xb, yf, metric)
         if same:
             rows = start + jnp.arange(xb.shape[0])
-            d = jnp.where(rows[:, None] == jnp.arange(y.shape[0])[None, :], 0.0, d)
+            d = jnp.where(rows[:, None] == jnp.arange(yf.shape[0])[None, :], d * 0.0, d)
         return d
 
-    return map_row_blocks(tile, x, block_size=block_size, remat=False)
+    return _rescale(map_row_blocks(tile, xf, block_size=bs, remat=False), s, metric)
 
 
 def knn_search(
@@ -126,24 +239,32 @@ def knn_search(
     k: int,
     *,
     metric: str = "euclidean",
-    block_size: int | None = None,
+    block_size: int | str | None = "auto",
     mesh: Mesh | None = None,
 ) -> tuple[Float[Array, "n k"], Int[Array, "n k"]]:
     """The ``k`` nearest neighbours of every row of ``x`` among the other rows (self excluded).
 
-    Memory is O(block_size * n) when ``block_size`` is given (the n x n matrix never exists).
+    Memory is O(block_size * n): with the default ``block_size="auto"`` a distance tile is at
+    most 64 MiB, so the n x n matrix never exists (50,000 rows fit).
 
     Args:
         x: array of shape (n, d).
-        k: number of neighbours, ``1 <= k < n``.
+        k: number of neighbours, ``1 <= k < n`` (Python or NumPy int).
         metric: ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"``.
-        block_size: rows per tile; ``None`` for one dense pass.
+        block_size: rows per tile; ``"auto"`` (default, tiles <= 64 MiB), an int, or ``None``
+            for one dense pass.
         mesh: optional 1-D ``jax.sharding.Mesh``; query rows are then split across its devices
             (:func:`geomtax.parallel.sharded_knn_search`), identical results.
 
     Returns:
-        distances: (n, k) distances to the neighbours, sorted increasing.
+        distances: (n, k) distances to the neighbours, sorted increasing (all NaN when a traced
+        input holds NaN or inf).
         indices: (n, k) row indices of the neighbours; ties go to the lower row index.
+
+    Raises:
+        ValueError: unknown metric, rank other than 2, k out of range, bad ``block_size``, or
+            (concrete input) NaN or inf in a row, named in the message.
+        TypeError: ``k`` not an int (``bool``, float, str), complex input.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -151,29 +272,58 @@ def knn_search(
         >>> i[:, 0].tolist()
         [1, 0, 1]
     """
-    if mesh is not None:
-        from ..parallel import sharded_knn_search
-
-        return sharded_knn_search(x, k, mesh=mesh, metric=metric, block_size=block_size)
     check_choice("metric", metric, METRICS)
-    check_rank("x", x)
-    x = jnp.asarray(x)
+    check_block_size(block_size)
+    k = check_int("k", k)
+    x = _prep_primitive("x", x, "the k-NN search")
     n = x.shape[0]
     if not 1 <= k < n:
         raise ValueError(f"k must satisfy 1 <= k < n; got k={k} with x of shape {x.shape}")
+    row_bytes = (4 * n + 2 * k * x.shape[1]) * x.dtype.itemsize
+    bs = resolve_block_size(block_size, n, row_bytes=row_bytes)
+    if mesh is not None:
+        from ..parallel import sharded_knn_search
+
+        return sharded_knn_search(x, k, mesh=mesh, metric=metric, block_size=bs)
+    if metric == "cosine":
+        xf, s = x, jnp.ones((), x.dtype)
+    else:
+        xf, _, s = _frame(x)
+    d, idx = _knn_tiles(xf, k, metric, bs)
+    d = jnp.where(finite_mask(x), _rescale(d, s, metric), jnp.nan)
+    return d, idx
+
+
+def _knn_tiles(xf, k, metric, block_size):
+    n = xf.shape[0]
 
     def tile(xb, start, valid):
-        d = _cross(xb, x, metric)
+        d = _cross(xb, xf, metric)
         rows = start + jnp.arange(xb.shape[0])
         d = jnp.where(rows[:, None] == jnp.arange(n)[None, :], jnp.inf, d)
         neg, idx = lax.top_k(-d, k)
-        return -neg, idx
+        if metric == "cosine":
+            return -neg, idx
+        # Refine the k selected distances from the differences themselves (no Gram form):
+        # duplicates are at exactly 0 and close pairs keep their digits; re-sort (ties by
+        # index) since refinement can swap near-equal neighbours.
+        diff = xb[:, None, :] - xf[idx]
+        sq = jnp.sum(diff * diff, axis=-1)
+        dr = sq if metric == "sqeuclidean" else _safe_sqrt(sq)
+        dr, idx = lax.sort((dr, idx), dimension=1, num_keys=2)
+        return dr, idx
 
-    return map_row_blocks(tile, x, block_size=block_size, remat=False)
+    return map_row_blocks(tile, xf, block_size=block_size, remat=False)
 
 
 def condensed_index(n: int):
-    """Row and column indices ``(i, j)`` with ``i < j`` in scipy ``pdist`` (row-major) order."""
+    """Row and column indices ``(i, j)`` with ``i < j`` in scipy ``pdist`` (row-major) order.
+
+    Examples:
+        >>> [a.tolist() for a in condensed_index(3)]
+        [[0, 0, 1], [1, 2, 2]]
+    """
+    n = check_int("n", n, minimum=1)
     i, j = jnp.triu_indices(n, k=1)
     return i, j
 

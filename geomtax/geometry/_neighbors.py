@@ -1,15 +1,23 @@
-r"""Neighborhood preservation and metric distortion (REFERENCE section 2.13).
+r"""Neighbourhood preservation and metric distortion (see docs/reference/geometry.md).
 
 Trustworthiness, continuity, k-NN overlap, Kruskal stress and bi-Lipschitz distortion.
 
 Pairing: *paired*; ``x`` is the reference space (e.g. the clean embedding or ground-truth
-state), ``y`` the embedding under test. All metrics here stream over row tiles: with
-``block_size`` only (block_size x n) distance tiles exist, never the n x n matrix, and under
-``grad`` each tile is rematerialised (``jax.checkpoint``).
+state), ``y`` the embedding under test. All metrics here stream over row tiles: with the
+default ``block_size="auto"`` a tile is at most 64 MiB, so the n x n matrix never exists, and
+under ``grad`` each tile is rematerialised (``jax.checkpoint``).
 
-Conventions: Euclidean distances; the self match is excluded by index; ties in k-NN sets and
-ranks are broken by the lower row index (stable), so duplicates identical in both spaces give
-T = C = 1.
+Conventions: the self match is excluded by index; ties in k-NN sets and ranks are broken by the
+lower row index (stable), so duplicates identical in both spaces give T = C = 1. Every metric
+is computed on each cloud moved to its own frame (centred, then divided by its largest
+absolute entry; cosine: row-scaled only), so the invariances each metric declares hold to
+float tolerance in float32 for offsets of 1e6 and scales of 1e-30 / 1e30.
+
+Result contract: every function returns a result with a ``status`` (:class:`geomtax.Status`)
+and takes ``throw`` (see :func:`geomtax.Estimate`): ``nonfinite_input`` (NaN or inf in ``x``
+or ``y``), ``degenerate_input`` (see each function); the value is NaN unless the status is
+``ok``. The rank and k-NN metrics raise ``TypeError`` under differentiation (their gradient is
+zero almost everywhere); :func:`stress` is differentiable.
 """
 
 import equinox as eqx
@@ -17,13 +25,30 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Bool, Float
 
-from .._chunking import scan_row_blocks
+from .._chunking import resolve_block_size, scan_row_blocks
 from .._custom_types import Samples
-from .._errors import check_choice
-from ._checks import check_block_size, check_k, prepare_paired
-from ._distances import _cross
+from .._errors import check_bool, check_choice
+from .._numerics import is_constant
+from .._status import AbstractResult, Estimate, Status, finish, nan_unless_ok, select
+from ._checks import check_block_size, check_k, nondifferentiable, prepare_paired_flagged
+from ._distances import _cross, _frame, _unit_rows
 
 NEIGHBOR_METRICS = ("euclidean", "sqeuclidean", "cosine")
+
+_CONSTANT = "x or y has every row identical, so its k-NN sets are set by tie-breaking alone"
+
+
+def _space(x, metric):
+    """Move one cloud into the frame its metric is invariant to (see the module docstring)."""
+    if metric == "cosine":
+        u, _ = _unit_rows(x)  # cosine distances depend on the directions only
+        return u
+    return _frame(x)[0]
+
+
+def _clean(x, finite):
+    """Zero a non-finite input (its result is NaN anyway) so no NaN flows through the kernels."""
+    return jnp.where(finite, x, jnp.zeros_like(x))
 
 
 def _ranks_of(d, idx, rows, n):
@@ -44,6 +69,11 @@ def _knn(d, rows, n, k):
     d = jnp.where(rows[:, None] == jnp.arange(n)[None, :], jnp.inf, d)
     _, idx = lax.top_k(-d, k)
     return idx
+
+
+def neighbor_row_bytes(n: int, k: int, itemsize: int) -> int:
+    """Bytes of tile intermediate per query row of the shared k-NN pass (both spaces)."""
+    return 2 * n * (4 * itemsize + 2 * k)
 
 
 def _neighbor_pass(x, y, *, k, metric, block_size, want):
@@ -82,7 +112,7 @@ def _neighbor_pass(x, y, *, k, metric, block_size, want):
     return scan_row_blocks(body, init, xy, block_size=block_size, remat=False)
 
 
-class NeighborResult(eqx.Module):
+class NeighborResult(AbstractResult):
     """Neighbourhood-preservation scores of one k (arrays only).
 
     Attributes:
@@ -90,44 +120,79 @@ class NeighborResult(eqx.Module):
         continuity: C(k) in [0, 1].
         knn_overlap: mean |N_k^x(i) ∩ N_k^y(i)| / k.
         knn_jaccard: mean o_i / (2k - o_i).
+        status: a :class:`geomtax.Status` (``ok``, ``nonfinite_input``, ``degenerate_input``);
+            every score is NaN unless it is ``ok``.
     """
 
     trustworthiness: Float[Array, ""]
     continuity: Float[Array, ""]
     knn_overlap: Float[Array, ""]
     knn_jaccard: Float[Array, ""]
+    status: object
 
 
 def _t_from_penalty(pen, n, k):
     return 1.0 - 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)) * pen
 
 
+def neighbor_status(x, y, finite):
+    """``nonfinite_input`` > ``degenerate_input`` (a constant cloud) > ``ok`` (traceable)."""
+    return select(
+        (~finite, Status.nonfinite_input),
+        (is_constant(x) | is_constant(y), Status.degenerate_input),
+    )
+
+
 @eqx.filter_jit
-def _neighbors_impl(x, y, *, k, metric, block_size, want):
+def _neighbors_impl(x, y, finite, *, k, metric, block_size, want):
     n = x.shape[0]
+    status = neighbor_status(x, y, finite)
+    x = _space(_clean(x, finite), metric)
+    y = _space(_clean(y, finite), metric)
     s = _neighbor_pass(x, y, k=k, metric=metric, block_size=block_size, want=want)
     out = {}
     if "trust" in s:
-        out["trust"] = _t_from_penalty(s["trust"], n, k).astype(x.dtype)
+        out["trust"] = _t_from_penalty(s["trust"], n, k)
     if "cont" in s:
-        out["cont"] = _t_from_penalty(s["cont"], n, k).astype(x.dtype)
+        out["cont"] = _t_from_penalty(s["cont"], n, k)
     if "overlap" in s:
-        out["overlap"] = (s["overlap"] / n).astype(x.dtype)
-        out["jaccard"] = (s["jaccard"] / n).astype(x.dtype)
-    return out
+        out["overlap"] = s["overlap"] / n
+        out["jaccard"] = s["jaccard"] / n
+    out = {name: nan_unless_ok(v.astype(x.dtype), status) for name, v in out.items()}
+    return out, status
 
 
-def _prep(x, y, k, metric, block_size, what, strict_half=True):
+def _prep(x, y, k, metric, block_size, throw, what, strict_half=True):
+    """Every static check before compiling; returns ``(x, y, finite, k, tile rows)``."""
     check_choice("metric", metric, NEIGHBOR_METRICS)
     check_block_size(block_size)
-    x, y = prepare_paired(x, y, min_rows=3, what=what)
-    check_k(k, x.shape[0], shape=x.shape, strict_half=strict_half)
-    return x, y
+    check_bool("throw", throw)
+    x, y, finite = prepare_paired_flagged(x, y, min_rows=3, what=what)
+    n = x.shape[0]
+    k = check_k(k, n, shape=x.shape, strict_half=strict_half)
+    bs = resolve_block_size(block_size, n, row_bytes=neighbor_row_bytes(n, k, x.dtype.itemsize))
+    x = nondifferentiable(x, what)
+    y = nondifferentiable(y, what)
+    return x, y, finite, k, bs
+
+
+def _one(name, key, x, y, k, metric, block_size, throw, strict_half=True):
+    x, y, finite, k, bs = _prep(x, y, k, metric, block_size, throw, name, strict_half)
+    want = ("trust",) if key == "trust" else ("cont",) if key == "cont" else ("overlap",)
+    out, status = _neighbors_impl(x, y, finite, k=k, metric=metric, block_size=bs, want=want)
+    result = Estimate(out[key], status)
+    return finish(result, throw=throw, function=name, details={"degenerate_input": _CONSTANT})
 
 
 def trustworthiness(
-    x: Samples, y: Samples, *, k: int = 10, metric: str = "euclidean", block_size: int | None = None
-) -> Float[Array, ""]:
+    x: Samples,
+    y: Samples,
+    *,
+    k: int = 10,
+    metric: str = "euclidean",
+    block_size: int | str | None = "auto",
+    throw: bool = True,
+) -> Estimate:
     r"""Trustworthiness T(k) of embedding ``y`` with respect to reference ``x`` (paired).
 
     .. math:: T(k) = 1 - \frac{2}{n k (2n - 3k - 1)} \sum_i \sum_{j \in U_i^k} (r(i,j) - k)
@@ -137,117 +202,168 @@ def trustworthiness(
     ``y`` that are not among its k nearest in ``x`` (Venna & Kaski). Penalises false neighbours
     in the embedding. Equals scikit-learn's ``trustworthiness`` (which breaks ties by an
     unstable sort; identical on tie-free data). Ranks are counted tile by tile (O(k n) work per
-    row), so with ``block_size`` memory is O(block_size * k * n).
+    row), so memory is O(block_size * k * n). Invariant (by construction, also in float32) to
+    translating or scaling either space (Euclidean metrics) or scaling it (cosine).
 
     Args:
         x: reference, shape (n, d_x).
         y: embedding, shape (n, d_y).
         k: neighbourhood size, ``1 <= k < n / 2`` (outside it the normaliser is invalid,
-            scikit-learn #18567).
-        metric: distance in both spaces (``"euclidean"`` default).
-        block_size: rows per tile, or ``None`` for one tile.
+            scikit-learn #18567); a Python or NumPy int.
+        metric: distance in both spaces (``"euclidean"`` default, ``"sqeuclidean"``,
+            ``"cosine"``).
+        block_size: rows per tile: ``"auto"`` (tiles <= 64 MiB), an int, or ``None`` (dense).
+        throw: raise :class:`geomtax.StatusError` unless the status is ``ok`` (``False``:
+            return the result with its status, under ``jit`` too).
 
     Returns:
-        Scalar in [0, 1]; 1 for identical or similarity-transformed embeddings.
+        :class:`geomtax.Estimate`: ``value`` in [0, 1] (1 for identical or similarity-
+        transformed embeddings) and ``status``: ``ok``; ``nonfinite_input`` (NaN or inf in
+        ``x`` or ``y``); ``degenerate_input`` (every row of ``x`` or of ``y`` identical: the
+        k-NN sets are arbitrary). The value is NaN unless ``ok``.
 
     Raises:
-        ValueError: mismatched rows, rank other than 2, non-finite values, k out of range.
+        ValueError: mismatched rows, rank other than 2, k out of range, unknown metric, bad
+            ``block_size``; :class:`geomtax.StatusError` (a ``ValueError``) for a non-``ok``
+            status when ``throw=True``.
+        TypeError: ``k`` not an int (``2.5``, ``True``, ``"3"``), complex input, or
+            differentiation (the value is piecewise constant in the inputs).
 
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (40, 3))
-        >>> float(trustworthiness(x, 2.0 * x + 1.0, k=5))
+        >>> float(trustworthiness(x, 2.0 * x + 1.0, k=5).value)
         1.0
     """
-    x, y = _prep(x, y, k, metric, block_size, "trustworthiness")
-    return _neighbors_impl(x, y, k=k, metric=metric, block_size=block_size, want=("trust",))[
-        "trust"
-    ]
+    return _one("trustworthiness", "trust", x, y, k, metric, block_size, throw)
 
 
 def continuity(
-    x: Samples, y: Samples, *, k: int = 10, metric: str = "euclidean", block_size: int | None = None
-) -> Float[Array, ""]:
+    x: Samples,
+    y: Samples,
+    *,
+    k: int = 10,
+    metric: str = "euclidean",
+    block_size: int | str | None = "auto",
+    throw: bool = True,
+) -> Estimate:
     r"""Continuity C(k) of embedding ``y`` with respect to reference ``x`` (paired).
 
     Trustworthiness with the roles swapped: ranks in ``y`` of the reference neighbours of i
     that are missing from its k nearest neighbours in ``y`` (penalises torn neighbourhoods),
     :math:`C(k) = 1 - \frac{2}{nk(2n-3k-1)}\sum_i\sum_{j \in V_i^k}(\hat r(i,j) - k)`. Same
-    conventions and options as :func:`trustworthiness`; ``continuity(x, y) ==
-    trustworthiness(y, x)``.
+    conventions, options, statuses (``ok``, ``nonfinite_input``, ``degenerate_input``) and
+    errors as :func:`trustworthiness`; ``continuity(x, y) == trustworthiness(y, x)``.
+
+    Returns:
+        :class:`geomtax.Estimate`.
 
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (40, 3))
-        >>> float(continuity(x, -x, k=5))
+        >>> float(continuity(x, -x, k=5).value)
         1.0
     """
-    x, y = _prep(x, y, k, metric, block_size, "continuity")
-    return _neighbors_impl(x, y, k=k, metric=metric, block_size=block_size, want=("cont",))["cont"]
+    return _one("continuity", "cont", x, y, k, metric, block_size, throw)
 
 
 def knn_overlap(
-    x: Samples, y: Samples, *, k: int = 10, metric: str = "euclidean", block_size: int | None = None
-) -> Float[Array, ""]:
+    x: Samples,
+    y: Samples,
+    *,
+    k: int = 10,
+    metric: str = "euclidean",
+    block_size: int | str | None = "auto",
+    throw: bool = True,
+) -> Estimate:
     r"""Mean k-NN overlap :math:`\frac1n\sum_i |N_k^x(i) \cap N_k^y(i)| / k` in [0, 1] (paired).
 
     Self excluded, ties by lower index; needs ``1 <= k < n``. Not the Jaccard index (see
-    :func:`knn_jaccard`).
+    :func:`knn_jaccard`). Options, statuses (``ok``, ``nonfinite_input``,
+    ``degenerate_input``), invariances and errors as :func:`trustworthiness`.
+
+    Returns:
+        :class:`geomtax.Estimate`.
 
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (20, 3))
-        >>> float(knn_overlap(x, x, k=3))
+        >>> float(knn_overlap(x, x, k=3).value)
         1.0
     """
-    x, y = _prep(x, y, k, metric, block_size, "knn_overlap", strict_half=False)
-    return _neighbors_impl(x, y, k=k, metric=metric, block_size=block_size, want=("overlap",))[
-        "overlap"
-    ]
+    return _one("knn_overlap", "overlap", x, y, k, metric, block_size, throw, strict_half=False)
 
 
 def knn_jaccard(
-    x: Samples, y: Samples, *, k: int = 10, metric: str = "euclidean", block_size: int | None = None
-) -> Float[Array, ""]:
+    x: Samples,
+    y: Samples,
+    *,
+    k: int = 10,
+    metric: str = "euclidean",
+    block_size: int | str | None = "auto",
+    throw: bool = True,
+) -> Estimate:
     r"""Mean k-NN Jaccard index :math:`\frac1n\sum_i o_i / (2k - o_i)` (paired).
 
     :math:`o_i = |N_k^x(i) \cap N_k^y(i)|`; self excluded, ties by lower index, ``1 <= k < n``.
+    Options, statuses (``ok``, ``nonfinite_input``, ``degenerate_input``), invariances and
+    errors as :func:`trustworthiness`.
+
+    Returns:
+        :class:`geomtax.Estimate`.
 
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (20, 3))
-        >>> float(knn_jaccard(x, 3.0 * x, k=3))
+        >>> float(knn_jaccard(x, 3.0 * x, k=3).value)
         1.0
     """
-    x, y = _prep(x, y, k, metric, block_size, "knn_jaccard", strict_half=False)
-    return _neighbors_impl(x, y, k=k, metric=metric, block_size=block_size, want=("overlap",))[
-        "jaccard"
-    ]
+    return _one("knn_jaccard", "jaccard", x, y, k, metric, block_size, throw, strict_half=False)
 
 
 def neighbor_scores(
-    x: Samples, y: Samples, *, k: int = 10, metric: str = "euclidean", block_size: int | None = None
+    x: Samples,
+    y: Samples,
+    *,
+    k: int = 10,
+    metric: str = "euclidean",
+    block_size: int | str | None = "auto",
+    throw: bool = True,
 ) -> NeighborResult:
     """Trustworthiness, continuity, k-NN overlap and Jaccard from one shared tiled pass.
+
+    Options, statuses (``ok``, ``nonfinite_input``, ``degenerate_input``), invariances and
+    errors as :func:`trustworthiness` (``k < n / 2``).
+
+    Returns:
+        :class:`NeighborResult`.
 
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (30, 3))
         >>> r = neighbor_scores(x, x, k=4)
-        >>> float(r.trustworthiness), float(r.knn_jaccard)
-        (1.0, 1.0)
+        >>> float(r.trustworthiness), float(r.knn_jaccard), r.status_name
+        (1.0, 1.0, 'ok')
     """
-    x, y = _prep(x, y, k, metric, block_size, "neighbor_scores")
-    s = _neighbors_impl(
-        x, y, k=k, metric=metric, block_size=block_size, want=("trust", "cont", "overlap")
+    x, y, finite, k, bs = _prep(x, y, k, metric, block_size, throw, "neighbor_scores")
+    s, status = _neighbors_impl(
+        x, y, finite, k=k, metric=metric, block_size=bs, want=("trust", "cont", "overlap")
     )
-    return NeighborResult(s["trust"], s["cont"], s["overlap"], s["jaccard"])
+    result = NeighborResult(s["trust"], s["cont"], s["overlap"], s["jaccard"], status)
+    return finish(
+        result, throw=throw, function="neighbor_scores", details={"degenerate_input": _CONSTANT}
+    )
 
 
 # --------------------------------------------------------------------------- metric distortion
 
 
-def _pair_sums(x, y, block_size, fn, init):
+def pair_row_bytes(n: int, itemsize: int) -> int:
+    """Bytes of tile intermediate per query row of the streamed pair sums (both spaces)."""
+    return 6 * n * itemsize
+
+
+def _pair_sums(x, y, block_size, fn, init, remat=True):
     n = x.shape[0]
     dxcol = x.shape[1]
     xy = jnp.concatenate([x, y], axis=1)
@@ -258,46 +374,87 @@ def _pair_sums(x, y, block_size, fn, init):
         mask = (rows[:, None] != jnp.arange(n)[None, :]) & valid[:, None]
         return fn(carry, _cross(xb, x, "euclidean"), _cross(yb, y, "euclidean"), mask)
 
-    return scan_row_blocks(body, init, xy, block_size=block_size)
+    return scan_row_blocks(body, init, xy, block_size=block_size, remat=remat)
+
+
+def _paired_prep(x, y, block_size, throw, what):
+    check_block_size(block_size)
+    check_bool("throw", throw)
+    x, y, finite = prepare_paired_flagged(x, y, min_rows=2, what=what)
+    n = x.shape[0]
+    bs = resolve_block_size(block_size, n, row_bytes=pair_row_bytes(n, x.dtype.itemsize))
+    return x, y, finite, bs
 
 
 def stress(
-    x: Samples, y: Samples, *, scale_optimal: bool = False, block_size: int | None = None
-) -> Float[Array, ""]:
+    x: Samples,
+    y: Samples,
+    *,
+    scale_optimal: bool = False,
+    block_size: int | str | None = "auto",
+    throw: bool = True,
+) -> Estimate:
     r"""Kruskal stress-1 of embedding ``y`` against reference ``x`` (paired, Euclidean).
 
     .. math:: S = \sqrt{\frac{\sum_{i<j} (\delta_{ij} - s\, d_{ij})^2}{\sum_{i<j}\delta_{ij}^2}}
 
     with :math:`\delta` the reference and :math:`d` the embedding distances; :math:`s = 1`
     (raw, default) or :math:`s^* = \sum\delta d / \sum d^2` (``scale_optimal=True``, invariant to
-    uniform scaling of ``y``; two streamed passes). 0 for isometries. Differentiable; tiled with
-    ``block_size`` (the n x n matrices are never built).
+    uniform scaling of ``y``; two streamed passes). 0 for isometries. Differentiable; tiled
+    (the n x n matrices are never built). Invariant, by construction and in float32, to
+    translating either space and to scaling both by one factor (with ``scale_optimal``: to
+    scaling each space separately).
 
     Args:
         x: reference, shape (n, d_x), n >= 2.
         y: embedding, shape (n, d_y).
         scale_optimal: fit the global scale s*.
-        block_size: rows per tile.
+        block_size: rows per tile: ``"auto"`` (tiles <= 64 MiB), an int, or ``None`` (dense).
+        throw: raise :class:`geomtax.StatusError` unless the status is ``ok``.
 
     Returns:
-        Scalar >= 0; NaN when all reference distances are 0 (with no other flag: check
-        ``x`` is not constant).
+        :class:`geomtax.Estimate`: ``value`` >= 0 and ``status``: ``ok``; ``nonfinite_input``;
+        ``degenerate_input`` (every row of ``x`` identical, so the normaliser
+        :math:`\sum\delta^2` is 0; with ``scale_optimal`` also every row of ``y`` identical,
+        so :math:`s^*` is 0/0). The value is NaN unless ``ok``.
+
+    Raises:
+        ValueError: mismatched rows, rank other than 2, bad ``block_size``;
+            :class:`geomtax.StatusError` for a non-``ok`` status when ``throw=True``.
+        TypeError: complex input, non-bool ``scale_optimal``.
 
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (25, 3))
-        >>> round(float(stress(x, x + 2.0)), 4)
+        >>> round(float(stress(x, x + 2.0).value), 4)
         0.0
-        >>> round(float(stress(x, 3.0 * x, scale_optimal=True)), 4)
+        >>> round(float(stress(x, 3.0 * x, scale_optimal=True).value), 4)
         0.0
     """
-    check_block_size(block_size)
-    x, y = prepare_paired(x, y, min_rows=2, what="stress")
-    return _stress_impl(x, y, scale_optimal=bool(scale_optimal), block_size=block_size)
+    scale_optimal = check_bool("scale_optimal", scale_optimal)
+    x, y, finite, bs = _paired_prep(x, y, block_size, throw, "stress")
+    result = _stress_impl(x, y, finite, scale_optimal=scale_optimal, block_size=bs)
+    detail = "every row of x is identical" + (" (or of y)" if scale_optimal else "")
+    return finish(result, throw=throw, function="stress", details={"degenerate_input": detail})
+
+
+def _stress_frames(x, y, scale_optimal):
+    """Each space centred; scaled by its own max (scale-optimal) or by one common factor."""
+    xc, _, sx = _frame(x)
+    yc, _, sy = _frame(y)
+    if scale_optimal:
+        return xc, yc
+    s = jnp.maximum(sx, sy)
+    return xc * (sx / s), yc * (sy / s)
 
 
 @eqx.filter_jit
-def _stress_impl(x, y, *, scale_optimal, block_size):
+def _stress_impl(x, y, finite, *, scale_optimal, block_size):
+    degenerate = is_constant(x)
+    if scale_optimal:
+        degenerate = degenerate | is_constant(y)
+    status = select((~finite, Status.nonfinite_input), (degenerate, Status.degenerate_input))
+    x, y = _stress_frames(_clean(x, finite), _clean(y, finite), scale_optimal)
     z = jnp.zeros((), x.dtype)
     if scale_optimal:
 
@@ -307,7 +464,7 @@ def _stress_impl(x, y, *, scale_optimal, block_size):
             )
 
         sxy, syy = _pair_sums(x, y, block_size, f1, (z, z))
-        s = jnp.where(syy > 0, sxy / jnp.where(syy > 0, syy, 1.0), 1.0)
+        s = sxy / jnp.where(syy > 0, syy, 1.0)
     else:
         s = jnp.ones((), x.dtype)
 
@@ -316,12 +473,13 @@ def _stress_impl(x, y, *, scale_optimal, block_size):
         return c[0] + jnp.sum(r * r), c[1] + jnp.sum(jnp.where(m, dx * dx, 0.0))
 
     num, den = _pair_sums(x, y, block_size, f2, (z, z))
-    ratio = num / jnp.where(den > 0, den, jnp.nan)
+    ratio = num / jnp.where(den > 0, den, 1.0)
     pos = ratio > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, ratio, 1.0)), ratio * 0.0)
+    value = jnp.where(pos, jnp.sqrt(jnp.where(pos, ratio, 1.0)), 0.0)
+    return Estimate(nan_unless_ok(value, status), status)
 
 
-class BilipschitzResult(eqx.Module):
+class BilipschitzResult(AbstractResult):
     r"""Result of :func:`bilipschitz_distortion` (arrays only).
 
     Attributes:
@@ -330,16 +488,20 @@ class BilipschitzResult(eqx.Module):
         contraction: :math:`\max \delta/d` over those pairs.
         collapsed: True if some pair has exactly one of its two distances equal to 0 (a
             distinct pair merged, or a duplicate torn apart): the map is not bi-Lipschitz.
+        status: a :class:`geomtax.Status`: ``ok`` (also when ``collapsed``: ``inf`` is the
+            true value), ``nonfinite_input``, ``degenerate_input`` (every row of ``x`` or of
+            ``y`` identical); distortion, expansion and contraction are NaN unless ``ok``.
     """
 
     distortion: Float[Array, ""]
     expansion: Float[Array, ""]
     contraction: Float[Array, ""]
     collapsed: Bool[Array, ""]
+    status: object
 
 
 def bilipschitz_distortion(
-    x: Samples, y: Samples, *, block_size: int | None = None
+    x: Samples, y: Samples, *, block_size: int | str | None = "auto", throw: bool = True
 ) -> BilipschitzResult:
     r"""Bi-Lipschitz distortion of the map ``x_i -> y_i`` (paired, Euclidean).
 
@@ -349,8 +511,20 @@ def bilipschitz_distortion(
     over pairs with both distances nonzero; 1 exactly for similarity transforms. Duplicate-pair
     rule: a pair duplicated in *both* spaces (both distances 0) is ignored; a pair with exactly
     one zero distance makes the map non-injective or discontinuous, so ``distortion = inf`` and
-    ``collapsed = True``. Distances come from Gram matrices, so in float32 points closer than
-    about 1e-3 of their norm may read as exactly coincident. Tiled with ``block_size``.
+    ``collapsed = True``. Each space is centred and scaled before its Gram-form distances, so
+    the value is invariant to translating and scaling either space (float32 too); points
+    closer than about 1e-3 of the cloud's spread may still read as coincident in float32.
+    Tiled (``block_size="auto"``: tiles <= 64 MiB).
+
+    Args:
+        x: reference, shape (n, d_x), n >= 2.
+        y: embedding, shape (n, d_y).
+        block_size: rows per tile: ``"auto"``, an int, or ``None`` (dense).
+        throw: raise :class:`geomtax.StatusError` unless the status is ``ok``.
+
+    Returns:
+        :class:`BilipschitzResult` with status ``ok``, ``nonfinite_input`` or
+        ``degenerate_input`` (every row of ``x`` or of ``y`` identical).
 
     Examples:
         >>> import jax
@@ -358,13 +532,22 @@ def bilipschitz_distortion(
         >>> round(float(bilipschitz_distortion(x, 4.0 * x).distortion), 3)
         1.0
     """
-    check_block_size(block_size)
-    x, y = prepare_paired(x, y, min_rows=2, what="bilipschitz_distortion")
-    return _bilipschitz_impl(x, y, block_size=block_size)
+    x, y, finite, bs = _paired_prep(x, y, block_size, throw, "bilipschitz_distortion")
+    result = _bilipschitz_impl(x, y, finite, block_size=bs)
+    return finish(
+        result,
+        throw=throw,
+        function="bilipschitz_distortion",
+        details={"degenerate_input": "every row of x or of y is identical"},
+    )
 
 
 @eqx.filter_jit
-def _bilipschitz_impl(x, y, *, block_size):
+def _bilipschitz_impl(x, y, finite, *, block_size):
+    status = neighbor_status(x, y, finite)
+    x, _, sx = _frame(_clean(x, finite))
+    y, _, sy = _frame(_clean(y, finite))
+
     def f(c, dx, dy, m):
         both = m & (dx > 0) & (dy > 0)
         one = m & ((dx > 0) != (dy > 0))
@@ -377,6 +560,13 @@ def _bilipschitz_impl(x, y, *, block_size):
         )
 
     z = jnp.zeros((), x.dtype)
-    e, c, collapsed = _pair_sums(x, y, block_size, f, (z, z, jnp.zeros((), bool)))
-    dist = jnp.where(collapsed, jnp.inf, jnp.where(e * c > 0, e * c, 1.0))
-    return BilipschitzResult(dist, e, c, collapsed)
+    e, c, collapsed = _pair_sums(x, y, block_size, f, (z, z, jnp.zeros((), bool)), remat=False)
+    dist = jnp.where(collapsed, jnp.inf, e * c)
+    # back to the input units: d scales with sy, delta with sx
+    return BilipschitzResult(
+        nan_unless_ok(dist, status),
+        nan_unless_ok(e * (sy / sx), status),
+        nan_unless_ok(c * (sx / sy), status),
+        collapsed,
+        status,
+    )
