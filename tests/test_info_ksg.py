@@ -1,5 +1,7 @@
-"""KSG estimator: the worked example, closed-form oracles, scikit-learn parity, tiling, errors."""
+"""KSG estimator: the worked example, closed-form oracles, scikit-learn parity, tiling, errors,
+and the result contract (status for duplicates, ties and non-finite input; option checks)."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +9,23 @@ import pytest
 from sklearn.feature_selection import mutual_info_regression
 from test_info_oracles import bivariate, dense_gaussian, student_t, uniform_noise
 
-from geomtax.info import ksg_mi, mutual_information
+from geomtax import Status, StatusError
+from geomtax.info import KSGResult, ksg_mi, mutual_information
+from geomtax.info._ksg import _ksg
+
+
+def _raw(x, y, k=3, block_size=1024):
+    """The formula's value with no status (for exactness checks on tied data)."""
+    x = jnp.asarray(x)
+    y = jnp.asarray(y)
+    x = x[:, None] if x.ndim == 1 else x
+    y = y[:, None] if y.ndim == 1 else y
+    return jax.jit(lambda a, b: _ksg(a, b, k=k, block_size=block_size)[0])(x, y)
+
+
+def _mi(x, y, **kw):
+    return ksg_mi(x, y, **kw).value
+
 
 X_TINY = [1.3, 3.7, 5.1, 2.4, 3.4]
 Y_TINY = [1.5, 3.32, 5.3, 2.3, 3.3]
@@ -34,13 +52,15 @@ def _numpy_ksg(x, y, k):
 
 def test_tiny_worked_example_exact_float32():
     # REFERENCE 10.4: 0.116667 nats (= 0.168314 bits, NPEET README); holds in float32.
-    v = ksg_mi(jnp.array(X_TINY), jnp.array(Y_TINY), k=3)
+    r = ksg_mi(jnp.array(X_TINY), jnp.array(Y_TINY), k=3)
+    assert isinstance(r, KSGResult) and r.status_name == "ok"
+    v = r.value
     assert v.dtype == jnp.float32
     assert abs(float(v) - 0.116667) < 5e-7
 
 
 def test_tiny_worked_example_exact_float64(x64):
-    v = ksg_mi(np.array(X_TINY), np.array(Y_TINY), k=3, block_size=2)
+    v = _mi(np.array(X_TINY), np.array(Y_TINY), k=3, block_size=2)
     np.testing.assert_allclose(float(v), 0.11666666666666667, atol=1e-12)
 
 
@@ -49,15 +69,15 @@ def test_matches_numpy_loop_multivariate(x64, k):
     rng = np.random.default_rng(7)
     x, y, _ = dense_gaussian(2, 150, rng)
     want = _numpy_ksg(x, y, k)
-    np.testing.assert_allclose(float(ksg_mi(x, y, k=k)), want, atol=1e-12)
-    np.testing.assert_allclose(float(ksg_mi(x, y, k=k, block_size=32)), want, atol=1e-12)
+    np.testing.assert_allclose(float(_mi(x, y, k=k)), want, atol=1e-12)
+    np.testing.assert_allclose(float(_mi(x, y, k=k, block_size=32)), want, atol=1e-12)
 
 
 def test_ties_strict_radius(x64):
     # Duplicated values: points at exactly eps are not counted (type I, strict).
     x = np.array([0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.5])
     y = np.array([0.0, 1.0, 0.0, 1.0, 2.0, 2.0, 3.0, 3.0])
-    np.testing.assert_allclose(float(ksg_mi(x, y, k=2)), _numpy_ksg(x, y, 2), atol=1e-12)
+    np.testing.assert_allclose(float(_raw(x, y, k=2)), _numpy_ksg(x, y, 2), atol=1e-12)
 
 
 @pytest.mark.parametrize("n", [500, 2000])
@@ -67,7 +87,7 @@ def test_matches_scikit_learn_1d(x64, n):
     rng = np.random.default_rng(n)
     x, y, _ = bivariate(0.6, n, rng)
     want = mutual_info_regression(x, y[:, 0], n_neighbors=3, random_state=0)[0]
-    got = ksg_mi(x, y, k=3, rescale=True, clip_negative=True, block_size=256)
+    got = _mi(x, y, k=3, rescale=True, clip_negative=True, block_size=256)
     assert abs(float(got) - want) < 1e-6
 
 
@@ -96,7 +116,7 @@ def test_scalar_fast_path_matches_numpy_loop(x64, k):
     assert _ksg_1d_plan(n, k, 1024) is not None  # the fast path is the one under test
     for name, (x, y) in _scalar_cases(n, np.random.default_rng(k)).items():
         want = _numpy_ksg(x, y, k)
-        np.testing.assert_allclose(float(ksg_mi(x, y, k=k)), want, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(float(_raw(x, y, k=k)), want, atol=1e-12, err_msg=name)
 
 
 def test_scalar_fast_path_under_vmap(x64):
@@ -104,16 +124,24 @@ def test_scalar_fast_path_under_vmap(x64):
     cases = _scalar_cases(600, np.random.default_rng(11))
     xs = jnp.stack([jnp.asarray(x) for x, _ in cases.values()])
     ys = jnp.stack([jnp.asarray(y) for _, y in cases.values()])
-    got = jax.vmap(lambda a, b: ksg_mi(a, b, k=3))(xs, ys)
+    got = jax.vmap(lambda a, b: _ksg(a[:, None], b[:, None], k=3, block_size=1024)[0])(xs, ys)
     want = [_numpy_ksg(x, y, 3) for x, y in cases.values()]
     np.testing.assert_allclose(np.asarray(got), want, atol=1e-12)
+    # The public function under vmap with throw=False: one status per member, never an abort.
+    res = jax.vmap(lambda a, b: ksg_mi(a, b, k=3, throw=False))(xs, ys)
+    names = dict(zip(cases, res.status_name, strict=True))
+    assert names["gaussian"] == "ok" and names["duplicates"] == "degenerate_input"
+    assert names["ties"] in ("degenerate_input", "implausible")
+    ok = np.asarray(res.ok)
+    np.testing.assert_allclose(np.asarray(res.value)[ok], np.asarray(want)[ok], atol=1e-12)
+    assert np.all(np.isnan(np.asarray(res.value)[~ok]))
 
 
 @pytest.mark.parametrize("rho", [0.3, 0.6, 0.9])
 def test_bivariate_gaussian(rho):
     # bmi-style tolerance at n = 2,000: abs 0.05 (KSG is nearly unbiased in 2-D).
     x, y, mi = bivariate(rho, 2000, np.random.default_rng(11))
-    assert abs(float(ksg_mi(x.astype(np.float32), y.astype(np.float32))) - mi) < 0.05
+    assert abs(float(_mi(x.astype(np.float32), y.astype(np.float32))) - mi) < 0.05
 
 
 def test_oracles_multivariate_t_uniform():
@@ -125,7 +153,7 @@ def test_oracles_multivariate_t_uniform():
         uniform_noise(0.1, 2000, rng),  # 1.709438
     ]
     for x, y, mi in cases:
-        v = float(ksg_mi(x.astype(np.float32), y.astype(np.float32)))
+        v = float(_mi(x.astype(np.float32), y.astype(np.float32)))
         # bmi tolerance: rel 0.15 / abs 0.12 (stated for n = 200; we use n = 2,000).
         assert abs(v - mi) < max(0.12, 0.15 * mi), (v, mi)
 
@@ -134,17 +162,17 @@ def test_independence_near_zero_and_raw_sign():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3000, 1)).astype(np.float32)
     y = rng.standard_normal((3000, 1)).astype(np.float32)
-    v = float(ksg_mi(x, y))
+    v = float(_mi(x, y))
     assert abs(v) < 0.03
-    assert float(ksg_mi(x, y, clip_negative=True)) == max(v, 0.0)
+    assert float(_mi(x, y, clip_negative=True)) == max(v, 0.0)
 
 
 def test_invariance_under_smooth_invertible_maps():
     x, y, mi = bivariate(0.75, 3000, np.random.default_rng(9))
-    base = float(ksg_mi(x.astype(np.float32), y.astype(np.float32)))
+    base = float(_mi(x.astype(np.float32), y.astype(np.float32)))
     tx = np.arcsinh(3 * x).astype(np.float32)
     ty = (y**3).astype(np.float32)
-    moved = float(ksg_mi(tx, ty))
+    moved = float(_mi(tx, ty))
     assert abs(base - 0.413339) < 0.05
     assert abs(moved - base) < 0.08
 
@@ -152,8 +180,8 @@ def test_invariance_under_smooth_invertible_maps():
 def test_tiled_equals_dense():
     x, y, _ = dense_gaussian(3, 700, np.random.default_rng(1))
     x, y = x.astype(np.float32), y.astype(np.float32)
-    a = float(ksg_mi(x, y, block_size=None))
-    b = float(ksg_mi(x, y, block_size=128))
+    a = float(_mi(x, y, block_size=None))
+    b = float(_mi(x, y, block_size=128))
     assert a == pytest.approx(b, abs=1e-6)
 
 
@@ -163,9 +191,8 @@ def test_via_mutual_information():
         x.astype(np.float32), y.astype(np.float32), key=jax.random.key(0), estimator="ksg", k=3
     )
     assert float(r.value) == pytest.approx(
-        float(ksg_mi(x.astype(np.float32), y.astype(np.float32))), abs=1e-6
+        float(_mi(x.astype(np.float32), y.astype(np.float32))), abs=1e-6
     )
-    assert not bool(r.diverged) and int(r.diverged_step) == -1
 
 
 def test_bad_input():
@@ -176,12 +203,10 @@ def test_bad_input():
         ksg_mi(jnp.ones((3, 1)), jnp.ones((3, 1)), k=3)
     with pytest.raises(ValueError, match="k must be"):
         ksg_mi(x, x, k=0)
-    with pytest.raises(ValueError, match="non-finite"):
-        ksg_mi(x.at[4, 0].set(jnp.nan), x)
     with pytest.raises(ValueError, match="block_size"):
         ksg_mi(x, x, block_size=0)
-    with pytest.raises(TypeError, match="floating"):
-        ksg_mi(jnp.ones((10, 1), jnp.int32), x)
+    with pytest.raises(TypeError, match="real numbers"):
+        ksg_mi(jnp.ones((10, 1), jnp.complex64), x)
 
 
 @pytest.mark.slow
@@ -190,11 +215,121 @@ def test_scales_to_tens_of_thousands():
 
     x, y, mi = bivariate(0.6, 20000, np.random.default_rng(4))
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
-    v = float(ksg_mi(x, y, block_size=512))
+    v = float(_mi(x, y, block_size=512))
     assert abs(v - mi) < 0.02
     # The scalar fast path against plain brute force over all 20,000 x 20,000 pairs.
-    np.testing.assert_allclose(v, float(_ksg_brute(x, y, k=3, block_size=512)), atol=2e-6)
+    brute = _ksg_brute(x, y, k=3, block_size=512)[0]
+    want = float(jax.scipy.special.digamma(3.0) + jax.scipy.special.digamma(20000.0))
+    np.testing.assert_allclose(v, want - float(jnp.mean(brute)), atol=2e-6)
     for name, (a, b) in _scalar_cases(20000, np.random.default_rng(5)).items():
         a, b = jnp.asarray(a[:, None], jnp.float32), jnp.asarray(b[:, None], jnp.float32)
-        want = float(_ksg_brute(a, b, k=3, block_size=1024))
-        np.testing.assert_allclose(float(ksg_mi(a, b)), want, atol=2e-6, err_msg=name)
+        terms = _ksg_brute(a, b, k=3, block_size=1024)[0]
+        want = float(jax.scipy.special.digamma(3.0) + jax.scipy.special.digamma(20000.0))
+        want -= float(jnp.mean(terms))
+        np.testing.assert_allclose(float(_raw(a, b)), want, atol=2e-6, err_msg=name)
+
+
+# --- the result contract (issue 13) -------------------------------------------------------------
+
+
+def test_duplicated_points_are_degenerate_not_seven_nats():
+    # Every point 5 times, x and y independent (true MI 0): the formula gives ~7.4 nats because
+    # every radius is 0. It is flagged instead of returned as an estimate.
+    rng = np.random.default_rng(0)
+    x = np.repeat(rng.standard_normal(200), 5).astype(np.float32)
+    y = np.repeat(rng.standard_normal(200), 5).astype(np.float32)
+    assert float(_raw(x, y)) > 5.0  # what the old code returned as the estimate
+    res = ksg_mi(x, y, throw=False)
+    assert res.status == Status.degenerate_input and np.isnan(float(res.value))
+    assert float(res.zero_radius_fraction) == 1.0
+    with pytest.raises(StatusError, match="ksg_mi: degenerate_input") as info:
+        ksg_mi(x, y)
+    assert "\n" not in str(info.value)
+    # Under jit with throw=False the status comes back (no abort).
+    out = eqx.filter_jit(lambda a, b: ksg_mi(a, b, throw=False))(x, y)
+    assert out.status_name == "degenerate_input"
+    # A single repeated row (k = 1 and one exact copy) is enough to flag.
+    z = rng.standard_normal((50, 2)).astype(np.float32)
+    z[7] = z[3]
+    assert ksg_mi(z[:, :1], z[:, 1:], k=1, throw=False).status_name == "degenerate_input"
+    assert ksg_mi(z[:, :1], z[:, 1:], k=2, throw=False).status_name == "ok"
+
+
+def test_rounded_data_ties_are_implausible_and_jitter_breaks_them():
+    # Independent x, y rounded to 0.01 (n = 5,000): no zero radius, but the marginal ties at the
+    # radius bias the estimate to ~0.1 nats where the true MI of the rounded data is 0.
+    rng = np.random.default_rng(1)
+    n = 5000
+    x = np.round(rng.standard_normal(n), 2)
+    y = np.round(rng.standard_normal(n), 2)
+    xf, yf = x.astype(np.float32), y.astype(np.float32)
+    assert float(_raw(xf, yf)) > 0.08
+    res = ksg_mi(xf, yf, throw=False)
+    assert res.status_name == "implausible" and np.isnan(float(res.value))
+    assert float(res.tie_fraction) > 0.5 and float(res.zero_radius_fraction) == 0.0
+    # The standard remedy, an explicit option: tiny noise drawn with a key.
+    with pytest.raises(TypeError, match="key"):
+        ksg_mi(xf, yf, jitter=1e-5)
+    with pytest.raises(ValueError, match="jitter"):
+        ksg_mi(xf, yf, jitter=-1.0, key=jax.random.key(0))
+    fixed = ksg_mi(xf, yf, jitter=1e-5, key=jax.random.key(0))
+    assert fixed.status_name == "ok" and abs(float(fixed.value)) < 0.03
+    # scikit-learn (float64, 1e-10 noise) agrees with the jittered estimate.
+    sk = mutual_info_regression(x[:, None], y, n_neighbors=3, random_state=0)[0]
+    assert abs(float(fixed.value) - sk) < 0.03
+    # Continuous float32 data have no flagged ties.
+    c = ksg_mi(
+        rng.standard_normal(n).astype(np.float32), yf + 0.0, jitter=1e-5, key=jax.random.key(1)
+    )
+    assert c.status_name == "ok"
+
+
+def test_nonfinite_input_is_a_status():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((300, 1)).astype(np.float32)
+    y = x + rng.standard_normal((300, 1)).astype(np.float32)
+    bad = x.copy()
+    bad[5, 0] = np.nan
+    res = ksg_mi(bad, y, throw=False)
+    assert res.status_name == "nonfinite_input" and np.isnan(float(res.value))
+    out = jax.jit(lambda a, b: ksg_mi(a, b, throw=False))(bad, np.inf * y)
+    assert out.status_name == "nonfinite_input"
+    with pytest.raises(StatusError, match="ksg_mi: nonfinite_input"):
+        ksg_mi(bad, y)
+    # throw=True under jit: an equinox runtime error carrying the same line.
+    with pytest.raises(Exception, match="nonfinite_input"):
+        jax.block_until_ready(jax.jit(lambda a, b: ksg_mi(a, b).value)(bad, y))
+
+
+def test_options_are_validated():
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((40, 1)), jnp.float32)
+    for k in (2.5, True, "3", 3.0):
+        with pytest.raises(TypeError, match="k must be an int"):
+            ksg_mi(x, x, k=k)
+    for bs in (2.5, True, "8"):
+        with pytest.raises(TypeError, match="block_size"):
+            ksg_mi(x, x, block_size=bs)
+    with pytest.raises(TypeError, match="rescale"):
+        ksg_mi(x, x, rescale=1)
+    with pytest.raises(TypeError, match="throw"):
+        ksg_mi(x, x, throw="no")
+    a = ksg_mi(x, x**3, k=np.int64(3)).value
+    b = jax.jit(lambda u, v: ksg_mi(u, v, k=np.int64(3)).value)(x, x**3)
+    assert float(a) == float(b) == float(ksg_mi(x, x**3, k=3).value)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_scale_safe_float32(scale):
+    # KSG is invariant to a common scale of x and y, and with rescale=True to a separate scale
+    # per column (here x by `scale`, y by 1 / scale), also for 1e+-30 in float32.
+    x, y, _ = bivariate(0.6, 2000, np.random.default_rng(4))
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    base = float(_mi(x, y))
+    got = float(_mi(x * np.float32(scale), y * np.float32(scale)))
+    assert got == pytest.approx(base, abs=2e-3)
+    base_r = float(_mi(x, y, rescale=True))
+    got_r = float(_mi(x * np.float32(scale), y / np.float32(scale), rescale=True))
+    assert np.isfinite(got_r) and got_r == pytest.approx(base_r, abs=2e-3)
+    # float16 input is computed in float32; its coarse grid shows up as ties at the radius.
+    h = ksg_mi(x.astype(np.float16), y.astype(np.float16), throw=False)
+    assert h.value.dtype == jnp.float32 and h.status_name == "implausible"

@@ -163,10 +163,15 @@ def test_ksg_jit_vmap_no_recompile(getkey):
     f = eqx.filter_jit(
         eqx.debug.assert_max_traces(lambda a, b: gi.ksg_mi(a, b, k=3, block_size=16), max_traces=1)
     )
-    np.testing.assert_allclose(f(x, y), ref, rtol=1e-6)
+    out = f(x, y)
+    np.testing.assert_allclose(out.value, ref.value, rtol=1e-6)
+    assert out.status_name == ref.status_name == "ok"
     f(x * 2.0, y + 1.0)
-    out = jax.vmap(lambda a: gi.ksg_mi(a, y, k=3, block_size=16))(jnp.stack([x, x**3]))
-    np.testing.assert_allclose(out[1], gi.ksg_mi(x**3, y, k=3, block_size=16), rtol=1e-6)
+    g = jax.vmap(lambda a: gi.ksg_mi(a, y, k=3, block_size=16, throw=False))
+    out = g(jnp.stack([x, x**3]))
+    one = gi.ksg_mi(x**3, y, k=3, block_size=16)
+    np.testing.assert_allclose(out.value[1], one.value, rtol=1e-6)
+    assert list(out.status_name) == ["ok", "ok"]
 
 
 def test_pca_zscore_rows(getkey):
@@ -213,6 +218,7 @@ ROWS = {
     "MineState": "state container",
     "ZScoreResult": "result container",
     "CalibratedMIResult": "result container",
+    "KSGResult": "result container",
     "dv_bound": test_bounds_jit_vmap_grad_no_recompile,
     "nwj_bound": test_bounds_jit_vmap_grad_no_recompile,
     "infonce_bound": test_bounds_jit_vmap_grad_no_recompile,

@@ -20,6 +20,7 @@ from ._fit import mine_heldout as mine_heldout
 from ._fit import mine_step as mine_step
 from ._fit import mine_train_tail as mine_train_tail
 from ._fit import mutual_information as mutual_information
+from ._ksg import KSGResult as KSGResult
 from ._ksg import ksg_mi as ksg_mi
 from ._preprocess import ZScoreResult as ZScoreResult
 from ._preprocess import pca as pca
@@ -29,6 +30,7 @@ __all__ = [
     "AbstractCritic",
     "CalibratedMIResult",
     "ConcatCritic",
+    "KSGResult",
     "MIResult",
     "MineState",
     "SeparableCritic",

@@ -8,13 +8,29 @@ against all n points, so memory is O(block_size * n) and the n x n matrix is nev
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import digamma
 from jaxtyping import Array, Float
 
 from .._chunking import map_row_blocks
-from .._errors import check_finite, check_floating, check_min_rows, check_paired
+from .._errors import (
+    check_bool,
+    check_float,
+    check_int,
+    check_min_rows,
+    check_paired,
+    check_real_array,
+    finite_mask,
+)
+from .._numerics import center
+from .._status import AbstractResult, Status, finish, nan_unless_ok, select
+
+#: Fraction of rows with a tie at their radius above which the estimate is ``implausible``.
+TIE_FRACTION = 0.01
+#: A row's radius counts as zero when it is at most this many jitter standard deviations.
+JITTER_RADIUS = 10.0
 
 
 def _chebyshev(a, b):
@@ -79,6 +95,14 @@ def _first_true(pred, n: int, shape):
 
     lo, hi = lax.fori_loop(0, int(n).bit_length() + 1, body, (lo, hi))
     return lo
+
+
+def _closed_counts(sorted_vals, v, eps):
+    """#{j : |sorted_vals[j] - v| <= eps} for each query (v, eps), by two exact bisections."""
+    n = sorted_vals.shape[0]
+    hi = _first_true(lambda m: ~(sorted_vals[m] - v <= eps), n, v.shape)
+    lo = _first_true(lambda m: v - sorted_vals[m] <= eps, n, v.shape)
+    return jnp.maximum(hi - lo, 0)
 
 
 def _strict_counts(sorted_vals, v, eps):
@@ -183,8 +207,29 @@ def _band_pass(a, b_by_a, rows, *, k: int, width: int):
     return best[k - 1], best[k - 1] <= gap
 
 
+class KSGResult(AbstractResult):
+    """Result of :func:`ksg_mi` (arrays only, so a vmapped call returns a batched result).
+
+    Attributes:
+        value: the KSG estimate in nats (NaN unless ``status`` is ``ok``).
+        status: a :class:`geomtax.Status`: ``ok``, ``nonfinite_input``, ``degenerate_input``
+            (some row has a zero k-NN radius) or ``implausible`` (more than 1% of rows have a
+            tie at their radius); see :func:`ksg_mi`.
+        zero_radius_fraction: fraction of rows whose k-th joint neighbour is at distance 0
+            (k or more exact copies of the row), or, with ``jitter``, within ten jitter
+            standard deviations.
+        tie_fraction: fraction of the other rows with at least two further points exactly at
+            their radius in the marginal spaces (the signature of rounded or discrete data).
+    """
+
+    value: Float[Array, ""]
+    status: object
+    zero_radius_fraction: Float[Array, ""]
+    tie_fraction: Float[Array, ""]
+
+
 def _ksg_1d(x, y, *, k: int, slab: int, half: int, band_rows: int, repair: int):
-    """KSG for scalar x and y without an n x n pass.
+    """KSG terms for scalar x and y without an n x n pass.
 
     Three levels, each exact where it certifies a row: (1) the k-th joint neighbour is searched in
     an x-major and a y-major slab grid (:func:`_superslab_pass`); (2) up to ``band_rows`` rows
@@ -195,6 +240,9 @@ def _ksg_1d(x, y, *, k: int, slab: int, half: int, band_rows: int, repair: int):
     brute force). The strict counts are exact bisections in the sorted marginals.
     O(n (half + log n) + band_rows * slab + repair * n) time in the usual single repair pass,
     O(n) memory besides the (repair, n) tile.
+
+    Returns:
+        Per row (in x-sorted order): the digamma terms, the radius and the marginal tie count.
     """
     n = x.shape[0]
     dt = x.dtype
@@ -234,11 +282,14 @@ def _ksg_1d(x, y, *, k: int, slab: int, half: int, band_rows: int, repair: int):
         return eps, ok.at[bad].set(True, mode="drop")
 
     eps, _ = lax.while_loop(lambda state: jnp.any(~state[1]), repair_chunk, (eps, ok))
+    sx = _strict_counts(xs, xs, eps)
+    sy = _strict_counts(ys_sorted, ys, eps)
     self_in = (eps > 0).astype(jnp.int32)
-    nx = _strict_counts(xs, xs, eps) - self_in
-    ny = _strict_counts(ys_sorted, ys, eps) - self_in
+    nx, ny = sx - self_in, sy - self_in
+    # Points exactly at the radius in each marginal (self included at eps = 0 only).
+    ties = (_closed_counts(xs, xs, eps) - sx) + (_closed_counts(ys_sorted, ys, eps) - sy)
     terms = digamma((nx + 1).astype(dt)) + digamma((ny + 1).astype(dt))
-    return digamma(jnp.asarray(k, dt)) + digamma(jnp.asarray(n, dt)) - jnp.mean(terms)
+    return terms, eps, ties
 
 
 def _ksg_1d_plan(n: int, k: int, block_size: int | None) -> dict | None:
@@ -255,8 +306,10 @@ def _ksg_1d_plan(n: int, k: int, block_size: int | None) -> dict | None:
 
 
 def _ksg_brute(x, y, *, k: int, block_size: int | None):
+    """KSG terms, radius and marginal tie count per row, brute force over row blocks."""
     n = x.shape[0]
     xy = jnp.concatenate([x, y], axis=1)
+    dt = x.dtype
 
     def block(xyb, start, valid):
         b = xyb.shape[0]
@@ -271,26 +324,88 @@ def _ksg_brute(x, y, *, k: int, block_size: int | None):
         eps = _kth_smallest(dj, k)
         nx = jnp.sum((dx < eps[:, None]) & ~is_self, axis=1)
         ny = jnp.sum((dy < eps[:, None]) & ~is_self, axis=1)
-        dt = x.dtype
+        ties = jnp.sum((dx == eps[:, None]) & ~is_self, axis=1) + jnp.sum(
+            (dy == eps[:, None]) & ~is_self, axis=1
+        )
         term = digamma((nx + 1).astype(dt)) + digamma((ny + 1).astype(dt))
-        return jnp.where(valid, term, 0.0)
+        return jnp.where(valid, term, 0.0), eps, ties
 
-    terms = map_row_blocks(block, xy, block_size=block_size, remat=False)
+    return map_row_blocks(block, xy, block_size=block_size, remat=False)
+
+
+def _ksg(x, y, *, k: int, block_size: int | None, radius_floor=0.0):
+    """Raw KSG value (no status), zero-radius and tie fractions (traceable)."""
+    n = x.shape[0]
     dt = x.dtype
-    return (
+    plan = _ksg_1d_plan(n, k, block_size) if x.shape[1] == 1 and y.shape[1] == 1 else None
+    if plan is not None:
+        terms, eps, ties = _ksg_1d(x, y, k=k, **plan)
+    else:
+        terms, eps, ties = _ksg_brute(x, y, k=k, block_size=block_size)
+    value = (
         digamma(jnp.asarray(k, dt))
         + digamma(jnp.asarray(n, dt))
         - jnp.sum(terms) / jnp.asarray(n, dt)
     )
+    # At a positive radius one point (the k-th neighbour) lies exactly at the radius in one
+    # marginal space for continuous data (a second one, rarely, by a float coincidence); two or
+    # more further points there are ties (rounded or discrete data).
+    zero = eps <= jnp.asarray(radius_floor, dt)
+    zero_fraction = jnp.mean(zero.astype(dt))
+    tie_fraction = jnp.mean(((ties >= 3) & ~zero).astype(dt))
+    return value, zero_fraction, tie_fraction
+
+
+def _safe_std(x):
+    """Per-column standard deviation (ddof 0) without squaring large or tiny values."""
+    m = jnp.max(jnp.abs(x), axis=0, keepdims=True)
+    m = jnp.where(m > 0, m, jnp.ones_like(m))
+    return m[0] * jnp.std(x / m, axis=0)
 
 
 @eqx.filter_jit
-def _ksg(x, y, *, k: int, block_size: int | None):
+def _ksg_impl(x, y, key, *, k, block_size, rescale, jitter, clip_negative):
     n = x.shape[0]
-    plan = _ksg_1d_plan(n, k, block_size) if x.shape[1] == 1 and y.shape[1] == 1 else None
-    if plan is not None:
-        return _ksg_1d(x, y, k=k, **plan)
-    return _ksg_brute(x, y, k=k, block_size=block_size)
+    finite = finite_mask(x) & finite_mask(y)
+    # Non-finite input: run on harmless distinct values (the result is flagged and NaN).
+    filler = jnp.arange(n, dtype=x.dtype)[:, None]
+    x = jnp.where(finite, x, filler)
+    y = jnp.where(finite, y, filler)
+    if rescale:
+        sx, sy = _safe_std(x), _safe_std(y)
+        x = x / jnp.where(sx > 0, sx, jnp.ones_like(sx))[None, :]
+        y = y / jnp.where(sy > 0, sy, jnp.ones_like(sy))[None, :]
+    radius_floor = jnp.zeros((), x.dtype)
+    if jitter > 0:
+        # Centre first (KSG is translation invariant) so that the noise is representable.
+        x, y = center(x), center(y)
+        nx_scale, ny_scale = jitter * _safe_std(x), jitter * _safe_std(y)
+        kx, ky = jax.random.split(key)
+        x = x + nx_scale[None, :] * jax.random.normal(kx, x.shape, x.dtype)
+        y = y + ny_scale[None, :] * jax.random.normal(ky, y.shape, y.dtype)
+        radius_floor = JITTER_RADIUS * jnp.maximum(jnp.max(nx_scale), jnp.max(ny_scale))
+    value, zero_fraction, tie_fraction = _ksg(
+        x, y, k=k, block_size=block_size, radius_floor=radius_floor
+    )
+    status = select(
+        (~finite, Status.nonfinite_input),
+        (zero_fraction > 0, Status.degenerate_input),
+        (tie_fraction > TIE_FRACTION, Status.implausible),
+    )
+    if clip_negative:
+        value = jnp.maximum(value, 0.0)
+    nan = jnp.asarray(jnp.nan, value.dtype)
+    return KSGResult(
+        value=nan_unless_ok(value, status),
+        status=status,
+        zero_radius_fraction=jnp.where(finite, zero_fraction, nan),
+        tie_fraction=jnp.where(finite, tie_fraction, nan),
+    )
+
+
+def _as_samples(name, v):
+    v = v if isinstance(v, jax.Array) else jnp.asarray(v)
+    return v[:, None] if v.ndim == 1 else v
 
 
 def ksg_mi(
@@ -301,7 +416,10 @@ def ksg_mi(
     block_size: int | None = 1024,
     rescale: bool = False,
     clip_negative: bool = False,
-) -> Float[Array, ""]:
+    jitter: float = 0.0,
+    key=None,
+    throw: bool = True,
+) -> KSGResult:
     r"""KSG estimator of \(I(X; Y)\) (Kraskov et al. 2004, algorithm 1, eq. 8), in nats.
 
     $$\hat I = \psi(k) + \psi(N) - \frac{1}{N}\sum_{i=1}^{N}
@@ -314,14 +432,38 @@ def ksg_mi(
     \(n_y\)).
 
     Tie rule (type I, strict radius): points at exactly \(\varepsilon_i\) in a marginal
-    space are *not* counted, and the point itself is excluded by index, so duplicates of
-    \(x_i\) count as neighbours at distance 0. Ties among candidates for the k-th neighbour
-    do not matter (only the distance enters). If \(\varepsilon_i = 0\) (k or more exact
-    duplicates) the counts are 0. This matches NPEET and scikit-learn's
-    ``mutual_info_regression`` (which shrinks the radius by one ulp and subtracts the self
-    match); scikit-learn additionally rescales each variable to unit variance (``rescale=True``
-    here), adds 1e-10-scale noise and clips at 0 (``clip_negative=True`` here). geomtax returns
-    the raw value by default, which may be slightly negative for independent variables.
+    space are *not* counted, and the point itself is excluded by index. This matches NPEET and
+    scikit-learn's ``mutual_info_regression`` (which shrinks the radius by one ulp and subtracts
+    the self match); scikit-learn additionally rescales each variable to unit variance
+    (``rescale=True`` here), adds 1e-10-scale noise (``jitter=1e-10, key=...`` here) and clips at
+    0 (``clip_negative=True`` here). geomtax returns the raw value by default, which may be
+    slightly negative for independent variables.
+
+    KSG assumes continuous densities. Two data problems make the formula return large numbers
+    that are not estimates, and both are detected and flagged (value NaN):
+
+    * **Zero radius** (``degenerate_input``): a row with k or more exact copies in the joint
+      space has \(\varepsilon_i = 0\), counts 0 and a term \(-2\gamma\) that pushes the estimate
+      towards \(\psi(N)\) (every row repeated 5 times with independent x and y gives 7.4 nats
+      instead of 0). Any such row flags the result (``zero_radius_fraction > 0``). With
+      ``jitter`` a radius of at most ten jitter standard deviations counts as zero: the
+      neighbourhood is then made of the noise, so jitter cannot make repeated rows informative.
+      Deduplicate repeated rows first.
+    * **Ties at the radius** (``implausible``): for continuous data one point (the k-th
+      neighbour) lies at distance \(\varepsilon_i\) in a marginal space (a second one, rarely,
+      by a float coincidence); rounded or discrete data put several there, which the strict
+      counts drop, biasing the estimate upwards (independent x and y, n = 5,000, rounded to
+      0.01, give 0.11 nats instead of 0). More than 1% of rows with at least two further
+      points exactly at their radius (``tie_fraction > 0.01``) flags the result. ``jitter``
+      (Gaussian noise relative to each column's standard deviation, drawn with ``key``) breaks
+      such ties; it is never added unless asked for. It must exceed the float resolution of
+      the data to do anything: about 1e-5 in float32 (scikit-learn's 1e-10 is for float64).
+
+    Scale: the estimate is unchanged when x and y are scaled by the same factor, and with
+    ``rescale=True`` when each column is scaled separately (the standard deviations are taken
+    without squaring large values, so data scaled by 1e-30 or 1e30 in float32 give the same
+    value). Without ``rescale`` the estimate depends on the relative scale of x and y (the
+    max-norm mixes them), as in the paper. float16 and bfloat16 inputs are computed in float32.
 
     Brute force over row blocks: O(N^2 (d_x + d_y)) time and O(block_size * N) memory, so it
     scales to tens of thousands of rows on CPU and further on an accelerator. For scalar x and y
@@ -336,51 +478,78 @@ def ksg_mi(
     (``benchmarks/mi.py``). Under ``vmap`` the repair loop runs as many passes as the batch
     member that needs most.
     Not differentiable (the counts are piecewise constant). Known bias: strong underestimation in
-    high dimension (REFERENCE section 6.2).
+    high dimension (see docs/reference/information.md).
 
     Args:
         x: Samples of X, shape (n, d_x) (a 1-D array is read as (n, 1)), paired with ``y``.
         y: Samples of Y, shape (n, d_y).
-        k: Number of neighbours (static), 1 <= k < n.
+        k: Number of neighbours (static int; NumPy integers accepted), 1 <= k < n.
         block_size: Query rows per tile (static); ``None`` builds the full n x n distances.
         rescale: Divide each column by its standard deviation (ddof 0) first, as scikit-learn
             does.
         clip_negative: Return ``max(0, I)``, as scikit-learn does.
+        jitter: Standard deviation of Gaussian noise added to each column, relative to the
+            column's standard deviation (after ``rescale``); 0 (the default) adds none.
+            scikit-learn uses 1e-10 (float64); in float32 use about 1e-5. Requires ``key``.
+        key: PRNG key for ``jitter``.
+        throw: If True, a status other than ``ok`` raises :class:`geomtax.StatusError` (one
+            line); if False the result is returned with its status, under ``jit`` as well.
 
     Returns:
-        The estimate in nats (scalar, the dtype of ``x``).
+        A :class:`KSGResult`: ``value`` in nats (the dtype of ``x``, float32 at least), a
+        ``status`` (``ok``, ``nonfinite_input``, ``degenerate_input`` or ``implausible``, see
+        above) and the diagnostics ``zero_radius_fraction`` and ``tie_fraction``.
 
     Raises:
-        ValueError: Mismatched rows, ``k`` out of range, fewer than ``k + 1`` rows, non-finite
-            data, or a non-positive ``block_size``.
-        TypeError: Non-floating data.
+        ValueError: Mismatched rows, ``k`` out of range, fewer than ``k + 1`` rows, a
+            non-positive ``block_size`` or a negative ``jitter``.
+        TypeError: Complex or non-numeric data; ``k``/``block_size`` not an int;
+            ``jitter > 0`` without ``key``.
+        geomtax.StatusError: With ``throw=True``, a status other than ``ok``.
 
     Examples:
         >>> from geomtax.info import ksg_mi
         >>> import jax.numpy as jnp
         >>> x = jnp.array([1.3, 3.7, 5.1, 2.4, 3.4])
         >>> y = jnp.array([1.5, 3.32, 5.3, 2.3, 3.3])
-        >>> round(float(ksg_mi(x, y, k=3)), 6)  # NPEET's README example: 0.168314 bits
-        0.116667
+        >>> res = ksg_mi(x, y, k=3)
+        >>> round(float(res.value), 6), res.status_name  # NPEET's README: 0.168314 bits
+        (0.116667, 'ok')
     """
-    x = jnp.asarray(x)
-    y = jnp.asarray(y)
-    x = x[:, None] if x.ndim == 1 else x
-    y = y[:, None] if y.ndim == 1 else y
+    x, y = _as_samples("x", x), _as_samples("y", y)
     check_paired(x, y)
-    check_floating("x", x)
-    check_floating("y", y)
-    k = int(k)
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    check_real_array("x", x)
+    check_real_array("y", y)
+    k = check_int("k", k, minimum=1)
     check_min_rows("x", x, k + 1, what=f"ksg_mi with k={k}")
-    if block_size is not None and int(block_size) < 1:
-        raise ValueError(f"block_size must be a positive integer or None, got {block_size}")
-    x = check_finite("x", x)
-    y = check_finite("y", y).astype(x.dtype)
-    if rescale:
-        sx, sy = jnp.std(x, axis=0), jnp.std(y, axis=0)
-        x = x / jnp.where(sx > 0, sx, 1.0)[None, :]
-        y = y / jnp.where(sy > 0, sy, 1.0)[None, :]
-    value = _ksg(x, y, k=k, block_size=None if block_size is None else int(block_size))
-    return jnp.maximum(value, 0.0) if clip_negative else value
+    if block_size is not None:
+        block_size = check_int("block_size", block_size, minimum=1)
+    rescale = check_bool("rescale", rescale)
+    clip_negative = check_bool("clip_negative", clip_negative)
+    throw = check_bool("throw", throw)
+    jitter = check_float("jitter", jitter, nonnegative=True, allow_traced=False)
+    if jitter > 0 and key is None:
+        raise TypeError("ksg_mi: jitter > 0 needs a PRNG key (key=jax.random.key(...))")
+    dtype = jnp.promote_types(jnp.promote_types(x.dtype, y.dtype), jnp.float32)
+    x, y = x.astype(dtype), y.astype(dtype)
+    result = _ksg_impl(
+        x,
+        y,
+        key if jitter > 0 else None,
+        k=k,
+        block_size=block_size,
+        rescale=rescale,
+        jitter=float(jitter),
+        clip_negative=clip_negative,
+    )
+    return finish(
+        result,
+        throw=throw,
+        function="ksg_mi",
+        details={
+            "degenerate_input": "rows with a zero k-NN radius (k or more exact copies); "
+            "deduplicate them",
+            "implausible": "more than 1% of rows have ties at their radius (rounded or "
+            "discrete data); pass jitter= (1e-5 in float32) and key= to break them",
+        },
+    )
