@@ -157,5 +157,13 @@ def test_member_embedding_stability_known_cases(getkey):
     from scipy.spatial import procrustes
 
     assert out["procrustes_disparity"][0, 2] == pytest.approx(procrustes(e1, e3)[2], abs=1e-4)
+    # Every entry comes with its status (all ok here), and a degenerate member is recorded, not
+    # raised: a collapsed member (all rows identical) gives NaN with degenerate_input.
+    for name in ("knn_overlap", "rdm_spearman", "procrustes_disparity"):
+        assert set(out[f"{name}_status"].ravel()) == {"ok"}
+    collapsed = np.ones_like(e1)
+    bad = ga.member_embedding_stability([e1, collapsed], key=getkey(), k=5)
+    assert bad["procrustes_disparity_status"][0, 1] == "degenerate_input"
+    assert np.isnan(bad["procrustes_disparity"][0, 1])
     with pytest.raises(ValueError, match="at least 2"):
         ga.member_embedding_stability([e1], key=getkey())

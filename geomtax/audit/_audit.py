@@ -18,6 +18,8 @@ The numerical work is done by the core estimators (``geomtax.geometry``, ``geomt
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,6 +29,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import ArrayLike, KeyArray
+from .._errors import check_float, check_int
+from .._status import PRECEDENCE, status_name
+from ..geometry import (
+    feature_split_stability,
+    knn_overlap,
+    perturbation_coherence,
+    perturbation_effect_size,
+    procrustes_distortion,
+    procrustes_ratio,
+    rdm_similarity,
+)
+from ..info import CalibratedMIResult, calibrated_mi, mutual_information, pca
+from ..rd import rd_curve_from_samples
 from ._embeddings import filter_rows, pool_embeddings
 from ._regimes import REGIMES, RegimeThresholds, classify_regimes
 
@@ -106,57 +121,92 @@ def _jsonable(obj):
     return obj
 
 
-# ----------------------------------------------------------------------------- core adapters
+# ----------------------------------------------------------------------------- core results
 
 
-def _core(namespace: str, name: str):
-    import importlib
-
-    mod = importlib.import_module(f"geomtax.{namespace}")
-    fn = getattr(mod, name, None)
-    if fn is None:
-        raise ImportError(
-            f"geomtax.{namespace}.{name} is not available in this build; the audit needs it"
-        )
-    return fn
+def _status(status) -> str:
+    """One status name for a concrete (possibly batched) status: the worst entry by precedence."""
+    names = np.asarray(status_name(status), dtype=object).ravel().tolist()
+    bad = {n for n in names if n != "ok"}
+    return next((n for n in PRECEDENCE if n in bad), "ok")
 
 
-def _scalar(res, *names) -> float:
-    """A float from a core result: the first attribute in ``names`` present, else the array."""
-    for nm in names:
-        if hasattr(res, nm):
-            return float(np.asarray(getattr(res, nm)))
-        if isinstance(res, Mapping) and nm in res:
-            return float(np.asarray(res[nm]))
-    return float(np.asarray(res))
+def _estimate(res) -> tuple[float, str]:
+    """``(value, status name)`` of an :class:`geomtax.Estimate`-like result (``.value``)."""
+    return float(np.asarray(res.value)), _status(res.status)
 
 
-def _mi_summary(res) -> dict:
+def _mi_summary(res: CalibratedMIResult) -> dict:
     """Record of a :class:`geomtax.info.CalibratedMIResult` (nats; per-seed lists kept)."""
 
-    def f(name):
-        return float(np.asarray(getattr(res, name))) if hasattr(res, name) else math.nan
+    def f(v):
+        return float(np.asarray(v))
 
-    def per_seed(name):
-        return np.asarray(getattr(res, name)).ravel().tolist() if hasattr(res, name) else []
+    def per_seed(v):
+        return np.asarray(v).ravel().tolist()
 
     return {
-        "mi_nats": f("mi_mean"),
-        "mi_std_nats": f("mi_std"),
-        "random_mean_nats": f("random_mean"),
-        "random_std_nats": f("random_std"),
-        "floor_nats": f("noise_floor"),
-        "ceiling_nats": f("ceiling_mean"),
-        "ceiling_std_nats": f("ceiling_std"),
-        "normalized_mi": f("normalized"),
-        "excess_mi_nats": f("excess"),
-        "above_floor": bool(np.asarray(getattr(res, "above_floor", False))),
-        "diverged": bool(np.asarray(getattr(res, "diverged", False))),
-        "num_constant": np.asarray(getattr(res, "num_constant", 0)).ravel().tolist(),
-        "mi_per_seed_nats": per_seed("mi"),
-        "ceiling_per_seed_nats": per_seed("ceiling"),
-        "random_per_seed_nats": per_seed("random"),
+        "mi_nats": f(res.mi_mean),
+        "mi_std_nats": f(res.mi_std),
+        "random_mean_nats": f(res.random_mean),
+        "random_std_nats": f(res.random_std),
+        "floor_nats": f(res.noise_floor),
+        "ceiling_nats": f(res.ceiling_mean),
+        "ceiling_std_nats": f(res.ceiling_std),
+        "normalized_mi": f(res.normalized),
+        "excess_mi_nats": f(res.excess),
+        "above_floor": bool(np.asarray(res.above_floor)),
+        "status": _status(res.status),
+        "num_constant": np.asarray(res.num_constant).ravel().tolist(),
+        "mi_per_seed_nats": per_seed(res.mi),
+        "ceiling_per_seed_nats": per_seed(res.ceiling),
+        "random_per_seed_nats": per_seed(res.random),
     }
+
+
+#: Arguments of the core estimators that the audit passes itself (not user options).
+_MI_FIXED = frozenset({"x_truth", "x_embedding", "key", "x", "y", "throw"})
+_RD_FIXED = frozenset({"x", "key", "throw"})
+
+
+def _keyword_names(fn) -> set[str]:
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {n for n, p in inspect.signature(fn).parameters.items() if p.kind in kinds}
+
+
+def check_options(mi_options: Mapping[str, Any], rd_options: Mapping[str, Any]) -> None:
+    """Reject option names that the core estimators do not take, before any work.
+
+    ``mi_options`` go to :func:`geomtax.info.calibrated_mi`, which forwards the ones it does
+    not take itself to :func:`geomtax.info.mutual_information`; ``rd_options`` go to
+    :func:`geomtax.rd.rd_curve_from_samples`. Names are checked against the real signatures.
+
+    Raises:
+        ValueError: one line naming the unknown option, the function and the valid names.
+    """
+    checks = (
+        (
+            "mi_options",
+            mi_options,
+            (_keyword_names(calibrated_mi) | _keyword_names(mutual_information)) - _MI_FIXED,
+            "geomtax.info.calibrated_mi / mutual_information",
+        ),
+        (
+            "rd_options",
+            rd_options,
+            _keyword_names(rd_curve_from_samples) - _RD_FIXED,
+            "geomtax.rd.rd_curve_from_samples",
+        ),
+    )
+    for what, options, valid, target in checks:
+        for name in options:
+            if name not in valid:
+                close = difflib.get_close_matches(name, sorted(valid), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"{what}: unknown option {name!r} for {target}{hint} "
+                    f"(valid: {', '.join(sorted(valid))})"
+                )
 
 
 def _safe_div(a, b) -> float:
@@ -204,19 +254,28 @@ def run(
         thresholds: :class:`RegimeThresholds`.
         mi_options: keyword options for ``calibrated_mi`` (e.g. ``num_steps``, ``num_seeds``).
         rd_options: keyword options for ``rd_curve_from_samples``; defaults
-            ``num_codes = min(256, n // 4)``, ``betas = geomspace(0.1, 100, 16)``,
-            ``throw=False`` (non-converged points are flagged in ``converged``).
+            ``num_codes = min(256, n // 4)``, ``betas = geomspace(0.1, 100, 16)``.
         knn_k: neighbours for the k-NN overlap.
         max_drop_fraction: error if more than this fraction of a model's rows is bad.
         compute_rd: compute the R(D) curve.
         compute_mi: compute MI (without it, regimes are not evaluated).
 
+    Every estimator is called with ``throw=False``, so one degenerate input never stops the
+    audit: each number is recorded next to its status name (``"procrustes_distortion"`` and
+    ``"procrustes_distortion_status"``, ``mi["global"]["status"]``, ``rd_curve["status"]`` per
+    point; see docs/concepts/status.md). A value whose status is not ``ok`` is NaN, and the
+    table's ``status`` column is the worst status of the model's record. Regimes are not
+    evaluated when the global MI is not ok.
+
     Returns:
         :class:`AuditReport`; ``report.save(out_dir)`` writes JSON, CSV and HTML.
 
     Raises:
-        ValueError: empty ``models``, row-count mismatches, too many bad rows, an unknown
-            ``upstream`` name, or local windows that do not match ``local_features``.
+        ValueError: before any work: empty ``models``, row-count or rank mismatches, an
+            unknown ``upstream`` name, local windows that do not match ``local_features``, an
+            option name that ``calibrated_mi`` / ``mutual_information`` /
+            ``rd_curve_from_samples`` do not take, or a bad ``knn_k`` / ``max_drop_fraction``;
+            during the run: too many bad rows in one model.
 
     Examples:
         A minimal call (no MI, no R(D), no perturbation) that shows the row filtering; a full
@@ -251,45 +310,62 @@ def run(
             )
     mi_options = dict(mi_options or {})
     rd_options = dict(rd_options or {})
+    # Everything that can be checked without computing is checked here, before any model runs.
+    check_options(mi_options, rd_options)
+    knn_k = check_int("knn_k", knn_k, minimum=1)
+    max_drop_fraction = check_float(
+        "max_drop_fraction", max_drop_fraction, minimum=0.0, maximum=1.0
+    )
+    _check_shapes(specs, feats, local_features, labels)
     keys = jax.random.split(key, len(specs))
     records: dict[str, dict] = {}
     clean_kept: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for (name, m), k in zip(specs.items(), keys, strict=True):
+    # Row filtering of every model first, so that a bad model is reported before any work.
+    preps = {
+        name: _prepare_one(name, m, feats, local_features, labels, max_drop_fraction)
+        for name, m in specs.items()
+    }
+    for name, k in zip(specs, keys, strict=True):
         rec, clean, kept = _audit_one(
-            name,
-            m,
-            feats,
-            local_features,
-            labels,
-            k,
-            mi_options,
-            rd_options,
-            knn_k,
-            max_drop_fraction,
-            compute_rd,
-            compute_mi,
+            preps[name], k, mi_options, rd_options, knn_k, compute_rd, compute_mi
         )
         records[name] = rec
         clean_kept[name] = (clean, kept)
 
-    # Regimes (after every model is measured, because regime II compares with an upstream model).
+    # Upstream disparity and regimes (after every model is measured: regime II compares a
+    # model with its upstream one).
     for name, m in specs.items():
         rec = records[name]
+        if m.upstream is not None:
+            disp, disp_status = _upstream_disparity(clean_kept[m.upstream], clean_kept[name])
+            rec["upstream"] = {
+                "name": m.upstream,
+                "disparity": disp,
+                "disparity_status": disp_status,
+                "mi_upstream_nats": (
+                    records[m.upstream]["mi"]["global"]["mi_nats"] if compute_mi else math.nan
+                ),
+            }
         if not compute_mi:
             rec["regimes"] = {"regimes": [], "label": "not evaluated", "evidence": {}}
             continue
-        mi_up = disp = None
-        if m.upstream is not None:
-            mi_up = records[m.upstream]["mi"]["global"]["mi_nats"]
-            disp = _upstream_disparity(clean_kept[m.upstream], clean_kept[name])
-            rec["upstream"] = {"name": m.upstream, "disparity": disp, "mi_upstream_nats": mi_up}
+        glob = rec["mi"]["global"]
+        if not (math.isfinite(glob["mi_nats"]) and math.isfinite(glob["floor_nats"])):
+            rec["regimes"] = {
+                "regimes": [],
+                "label": "not evaluated",
+                "evidence": {},
+                "reason": f"the global MI estimate has status {glob['status']}",
+            }
+            continue
+        up = rec.get("upstream")
         mi_local = rec["mi"]["local_mean_nats"] if m.local else None
         rec["regimes"] = classify_regimes(
-            mi_global=rec["mi"]["global"]["mi_nats"],
-            floor=rec["mi"]["global"]["floor_nats"],
+            mi_global=glob["mi_nats"],
+            floor=glob["floor_nats"],
             mi_local=mi_local,
-            mi_upstream=mi_up,
-            disparity_upstream=disp,
+            mi_upstream=None if up is None else up["mi_upstream_nats"],
+            disparity_upstream=None if up is None else up["disparity"],
             perplexity=m.perplexity,
             thresholds=thresholds,
         )
@@ -317,20 +393,39 @@ def _plain(v):
     return v if isinstance(v, int | float | str | bool | type(None)) else repr(v)
 
 
-def _audit_one(
-    name,
-    m,
-    feats,
-    local_features,
-    labels,
-    key,
-    mi_options,
-    rd_options,
-    knn_k,
-    max_drop_fraction,
-    compute_rd,
-    compute_mi,
-):
+def _rows(x) -> int | None:
+    shape = np.shape(x)
+    return int(shape[0]) if len(shape) >= 1 else None
+
+
+def _check_shapes(specs, feats, local_features, labels) -> None:
+    """Row counts and ranks of every input, checked before any model is audited."""
+    n = feats.shape[0]
+    for i, lf in enumerate(local_features):
+        if np.ndim(lf) not in (1, 2) or _rows(lf) != n:
+            raise ValueError(
+                f"local_features[{i}] has shape {np.shape(lf)}; expected ({n}, f) rows paired "
+                "with the features"
+            )
+    if labels is not None and _rows(labels) != n:
+        raise ValueError(f"labels have shape {np.shape(labels)}; expected {n} rows")
+    for name, m in specs.items():
+        arrays = {"clean": m.clean, **{f"perturbed {p!r}": v for p, v in m.perturbed.items()}}
+        arrays |= {f"local window {i}": v for i, v in enumerate(m.local)}
+        for what, a in arrays.items():
+            if np.ndim(a) not in (2, 3):
+                raise ValueError(
+                    f"model {name!r}: {what} has shape {np.shape(a)}; expected (n, d) or (n, L, d)"
+                )
+            if _rows(a) != n:
+                raise ValueError(
+                    f"model {name!r}: {what} has {_rows(a)} rows but the features have {n}; "
+                    "rows must be paired"
+                )
+
+
+def _prepare_one(name, m, feats, local_features, labels, max_drop_fraction) -> dict:
+    """Pool and filter one model's arrays (no estimator runs here)."""
     clean = pool_embeddings(np.asarray(m.clean))
     pert_names = list(m.perturbed)
     perts = [pool_embeddings(np.asarray(m.perturbed[p])) for p in pert_names]
@@ -348,17 +443,33 @@ def _audit_one(
         arrays.append(np.asarray(labels))
         arr_names.append("labels")
     n_in = clean.shape[0]
-    filtered, kept = filter_rows(*arrays, max_drop_fraction=max_drop_fraction, names=arr_names)
-    clean = filtered[0]
-    perts = filtered[1 : 1 + len(perts)]
-    f_kept = filtered[1 + len(perts)]
+    try:
+        filtered, kept = filter_rows(*arrays, max_drop_fraction=max_drop_fraction, names=arr_names)
+    except ValueError as err:
+        raise ValueError(f"model {name!r}: {err}") from err
     j = 2 + len(perts)
-    locs = filtered[j : j + len(locs)]
-    lfeats = filtered[j + len(locs) : j + len(locs) + len(lfeats)]
-    n = clean.shape[0]
-    if n < 4:
-        raise ValueError(f"model {name!r}: only {n} usable rows after filtering; need >= 4")
+    prep = {
+        "n_in": n_in,
+        "clean": filtered[0],
+        "pert_names": pert_names,
+        "perts": filtered[1 : 1 + len(perts)],
+        "f_kept": filtered[1 + len(perts)],
+        "locs": filtered[j : j + len(locs)],
+        "lfeats": filtered[j + len(locs) : j + len(locs) + len(lfeats)],
+        "labels": filtered[-1] if labels is not None else None,
+        "kept": kept,
+    }
+    if prep["clean"].shape[0] < 4:
+        raise ValueError(
+            f"model {name!r}: only {prep['clean'].shape[0]} usable rows after filtering; need >= 4"
+        )
+    return prep
 
+
+def _audit_one(prep, key, mi_options, rd_options, knn_k, compute_rd, compute_mi):
+    n_in, clean, pert_names, perts = prep["n_in"], prep["clean"], prep["pert_names"], prep["perts"]
+    f_kept, locs, lfeats, kept = prep["f_kept"], prep["locs"], prep["lfeats"], prep["kept"]
+    n = clean.shape[0]
     k_geo, k_mi, k_rd = jax.random.split(key, 3)
     rec: dict[str, Any] = {
         "n_input": int(n_in),
@@ -368,12 +479,12 @@ def _audit_one(
         "perturbations": {},
     }
     xc = jnp.asarray(clean, dtype=jnp.float32)
-    fss = _core("geometry", "feature_split_stability")
-    rec["feature_split_stability"] = (
-        _scalar(fss(xc, key=jax.random.fold_in(k_geo, 10_000)), "value", "score", "mean")
-        if clean.shape[1] >= 4
-        else math.nan
-    )
+    if clean.shape[1] >= 4:
+        fss = feature_split_stability(xc, key=jax.random.fold_in(k_geo, 10_000), throw=False)
+        rec["feature_split_stability"], rec["feature_split_stability_status"] = _estimate(fss)
+    else:
+        rec["feature_split_stability"] = math.nan
+        rec["feature_split_stability_status"] = "not evaluated (fewer than 4 columns)"
     for i, (p, xp_np) in enumerate(zip(pert_names, perts, strict=True)):
         rec["perturbations"][p] = _geometry(
             xc, jnp.asarray(xp_np, jnp.float32), knn_k, jax.random.fold_in(k_geo, i)
@@ -389,26 +500,33 @@ def _audit_one(
     )
 
     if compute_mi:
-        cmi = _core("info", "calibrated_mi")
         kg, *kl = jax.random.split(k_mi, 1 + len(locs))
-        glob = _mi_summary(cmi(jnp.asarray(f_kept, jnp.float32), xc, key=kg, **mi_options))
+        glob = _mi_summary(
+            calibrated_mi(jnp.asarray(f_kept, jnp.float32), xc, key=kg, throw=False, **mi_options)
+        )
         local = [
             _mi_summary(
-                cmi(
-                    jnp.asarray(lf, jnp.float32), jnp.asarray(lx, jnp.float32), key=kk, **mi_options
+                calibrated_mi(
+                    jnp.asarray(lf, jnp.float32),
+                    jnp.asarray(lx, jnp.float32),
+                    key=kk,
+                    throw=False,
+                    **mi_options,
                 )
             )
             for lf, lx, kk in zip(lfeats, locs, kl, strict=True)
         ]
         local_mean = _nanmean([r["mi_nats"] for r in local]) if local else math.nan
+        g = glob["mi_nats"]
         rec["mi"] = {
             "global": glob,
             "local": local,
             "local_mean_nats": local_mean,
-            # Decoupling factor; +inf when the global estimate is <= 0 (as in classify_regimes).
+            # Decoupling factor; +inf when the global estimate is <= 0 (as in classify_regimes),
+            # NaN when either estimate is not ok.
             "local_global_ratio": (
-                (local_mean / glob["mi_nats"] if glob["mi_nats"] > 0 else math.inf)
-                if local
+                (local_mean / g if g > 0 else math.inf)
+                if local and math.isfinite(g) and math.isfinite(local_mean)
                 else math.nan
             ),
         }
@@ -416,24 +534,27 @@ def _audit_one(
         rec["mi"] = None
 
     if compute_rd:
-        rdf = _core("rd", "rd_curve_from_samples")
         opts = {
             "num_codes": int(min(256, max(2, n // 4))),
             "betas": jnp.geomspace(0.1, 100.0, 16),
-            "throw": False,
             **rd_options,
         }
         opts["betas"] = jnp.asarray(opts["betas"], dtype=xc.dtype)
-        curve = rdf(xc, key=k_rd, **opts)
+        curve = rd_curve_from_samples(xc, key=k_rd, throw=False, **opts)
         rec["rd_curve"] = {
-            f: np.asarray(getattr(curve, f)).tolist()
-            for f in ("beta", "rate", "distortion", "rate_upper", "rate_lower", "gap", "converged")
-            if hasattr(curve, f)
+            "beta": np.asarray(curve.beta).tolist(),
+            "rate": np.asarray(curve.rate).tolist(),
+            "distortion": np.asarray(curve.distortion).tolist(),
+            "rate_upper": np.asarray(curve.rate_upper).tolist(),
+            "rate_lower": np.asarray(curve.rate_lower).tolist(),
+            "gap": np.asarray(curve.gap).tolist(),
+            "converged": np.asarray(curve.converged).tolist(),
+            "status": np.asarray(status_name(curve.status), dtype=object).ravel().tolist(),
         }
     else:
         rec["rd_curve"] = None
-    if labels is not None:
-        rec["num_label_classes"] = int(len(np.unique(filtered[-1])))
+    if prep["labels"] is not None:
+        rec["num_label_classes"] = int(len(np.unique(prep["labels"])))
     return rec, clean, kept
 
 
@@ -444,56 +565,78 @@ def _nanmean(vals) -> float:
     return float(np.nanmean(v))
 
 
+def _put(out: dict, name: str, res) -> None:
+    """Record ``res.value`` under ``name`` and its status under ``name + "_status"``."""
+    out[name], out[f"{name}_status"] = _estimate(res)
+
+
 def _geometry(xc, xp, knn_k, key) -> dict:
-    pd_ = _core("geometry", "procrustes_distortion")
-    d = _scalar(pd_(xc, xp), "value", "distortion")
-    out = {"procrustes_distortion": d, "procrustes_disparity": 2 * d**2 - d**4}
+    out: dict[str, Any] = {}
+    _put(out, "procrustes_distortion", procrustes_distortion(xc, xp, throw=False))
+    d = out["procrustes_distortion"]
+    out["procrustes_disparity"] = 2 * d**2 - d**4
     if xc.shape[1] == xp.shape[1]:
-        pr = _core("geometry", "procrustes_ratio")(xc, xp)
-        out["procrustes_ratio"] = _scalar(pr, "ratio", "value")
-        out["procrustes_raw"] = (
-            _scalar(pr, "raw", "raw_distance") if hasattr(pr, "raw") else math.nan
-        )
-        coh = _core("geometry", "perturbation_coherence")
-        out["perturbation_coherence"] = _scalar(coh(xc, xp), "value", "coherence")
-        eff = _core("geometry", "perturbation_effect_size")
-        out["perturbation_effect_size"] = _scalar(eff(xc, xp), "value", "effect_size")
+        pr = procrustes_ratio(xc, xp, throw=False)
+        out["procrustes_ratio"] = float(np.asarray(pr.ratio))
+        out["procrustes_raw"] = float(np.asarray(pr.raw))
+        out["procrustes_ratio_status"] = _status(pr.status)
+        _put(out, "perturbation_coherence", perturbation_coherence(xc, xp, throw=False))
+        _put(out, "perturbation_effect_size", perturbation_effect_size(xc, xp, throw=False))
     else:
-        for f in (
-            "procrustes_ratio",
-            "procrustes_raw",
-            "perturbation_coherence",
-            "perturbation_effect_size",
-        ):
+        why = "not evaluated (different widths)"
+        for f in ("procrustes_ratio", "perturbation_coherence", "perturbation_effect_size"):
             out[f] = math.nan
-    rs = _core("geometry", "rdm_similarity")
-    out["rdm_similarity"] = _scalar(rs(xc, xp, key=key), "value", "similarity")
+            out[f"{f}_status"] = why
+        out["procrustes_raw"] = math.nan
+    _put(out, "rdm_similarity", rdm_similarity(xc, xp, key=key, throw=False))
     k = int(min(knn_k, xc.shape[0] - 2))
-    out["knn_overlap"] = _scalar(_core("geometry", "knn_overlap")(xc, xp, k=k), "value", "overlap")
+    _put(out, "knn_overlap", knn_overlap(xc, xp, k=k, throw=False))
     return out
 
 
-def _upstream_disparity(up, down) -> float:
+def _upstream_disparity(up, down) -> tuple[float, str]:
     """Procrustes disparity between an upstream and a downstream model on their common rows.
 
-    Each side is reduced by PCA to ``min(50, n - 1)`` components (REFERENCE 7.3) when wider.
+    Each side is reduced by PCA (:func:`geomtax.info.pca`) to ``min(50, n - 1)`` components
+    when wider (docs/reference/audit.md). Returns ``(disparity, status name)``.
     """
     xu, ku = up
     xd, kd = down
     common, iu, idn = np.intersect1d(ku, kd, return_indices=True)
     if common.size < 4:
-        return math.nan
-    xs = []
+        return math.nan, "not evaluated (fewer than 4 common rows)"
+    xs, statuses = [], []
     for x in (xu[iu], xd[idn]):
         x = jnp.asarray(x, jnp.float32)
         m = min(50, x.shape[0] - 1)
         if x.shape[1] > m:
-            pca = _core("info", "pca")
-            res = pca(x, num_components=m)
-            x = getattr(res, "scores", getattr(res, "projected", res))
-        xs.append(jnp.asarray(x))
-    d = _scalar(_core("geometry", "procrustes_distortion")(xs[0], xs[1]), "value", "distortion")
-    return 2 * d**2 - d**4
+            res = pca(x, num_components=m, throw=False)
+            statuses.append(_status(res.status))
+            x = res.scores
+        xs.append(x)
+    d, st = _estimate(procrustes_distortion(xs[0], xs[1], throw=False))
+    statuses.append(st)
+    status = next((n for n in PRECEDENCE if n in statuses), "ok")
+    return (2 * d**2 - d**4 if status == "ok" else math.nan), status
+
+
+def _record_status(rec) -> str:
+    """The worst status anywhere in a model's record (``ok`` when every estimate is ok)."""
+    found: set[str] = set()
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if k == "status" or str(k).endswith("_status"):
+                    found.update(v if isinstance(v, list) else [v])
+                else:
+                    walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    walk(rec)
+    return next((n for n in PRECEDENCE if n in found), "ok")
 
 
 def _table_row(name: str, rec: dict) -> dict:
@@ -507,12 +650,14 @@ def _table_row(name: str, rec: dict) -> dict:
         "procrustes_distortion_std": rec["procrustes_distortion_std"],
         "rdm_similarity_mean": rec["rdm_similarity_mean"],
         "feature_split_stability": rec["feature_split_stability"],
+        "status": _record_status(rec),
     }
     mi = rec.get("mi")
     if mi:
         g = mi["global"]
         row.update(
             mi_nats=g["mi_nats"],
+            mi_status=g["status"],
             mi_std_nats=g["mi_std_nats"],
             mi_bits=g["mi_nats"] / ln2,
             floor_nats=g["floor_nats"],

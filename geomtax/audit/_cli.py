@@ -6,25 +6,25 @@ Example::
         --perturbed esm:snp_5=emb_esm_snp5.npy --features feats.npy --out results/audit
 
 File arguments accept ``PATH`` or ``PATH#NAME`` (an ``.npz`` member, safetensors tensor or
-``.h5ad`` obsm key). Integer ``--seed`` is converted once to a JAX key.
+``.h5ad`` obsm key), the same data-path syntax and loaders as ``geomtax sweep``. Integer
+``--seed`` is converted once to a JAX key. Every file is loaded, and every option name checked
+against the real signatures, before any work: a mistake is one line
+``geomtax audit: error: ...`` with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-
-def _split_file(spec: str) -> tuple[str, str | None]:
-    path, _, name = spec.partition("#")
-    return path, (name or None)
+from ..cli._errors import UsageError, one_line_errors
+from ._embeddings import load_array
 
 
 def _named(spec: str, flag: str) -> tuple[str, str]:
     name, sep, rest = spec.partition("=")
     if not sep or not name or not rest:
-        raise SystemExit(f"geomtax audit: {flag} expects NAME=VALUE, got {spec!r}")
+        raise UsageError(f"{flag} expects NAME=VALUE, got {spec!r}")
     return name, rest
 
 
@@ -39,6 +39,13 @@ def _options(specs: list[str] | None, flag: str) -> dict:
         if isinstance(out[k], list):
             out[k] = tuple(out[k])
     return out
+
+
+def _load(spec: str, flag: str):
+    try:
+        return load_array(spec)
+    except ValueError as err:
+        raise UsageError(f"{flag} {spec}: {err}") from err
 
 
 def register(subparsers) -> None:
@@ -133,62 +140,99 @@ def register(subparsers) -> None:
     p.set_defaults(func=main)
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run the audit described by parsed command-line ``args``; returns an exit code."""
-    import jax
-
+def _inputs(args: argparse.Namespace):
+    """Parse, load and check every input of the audit (raises :class:`UsageError`)."""
     from . import _genomics as gen
-    from ._audit import ModelEmbeddings, run
-    from ._embeddings import load_embeddings, load_labels
+    from ._audit import ModelEmbeddings, check_options
+    from ._embeddings import load_labels
     from ._regimes import RegimeThresholds
 
+    mi_options = _options(args.mi_option, "--mi-option")
+    rd_options = _options(args.rd_option, "--rd-option")
     try:
-        if (args.features is None) == (args.fasta is None):
-            raise ValueError("pass exactly one of --features and --fasta")
-        if args.features is not None:
-            fpath, fkey = _split_file(args.features)
-            features = load_embeddings(fpath, name=fkey)
-        else:
+        check_options(mi_options, rd_options)
+    except ValueError as err:
+        raise UsageError(
+            str(err).replace("mi_options", "--mi-option", 1).replace("rd_options", "--rd-option", 1)
+        ) from err
+    if (args.features is None) == (args.fasta is None):
+        raise UsageError("pass exactly one of --features and --fasta")
+    models: dict[str, ModelEmbeddings] = {}
+    for spec in args.model:
+        name, f = _named(spec, "--model")
+        if name in models:
+            raise UsageError(f"--model {spec!r}: model {name!r} given twice")
+        models[name] = ModelEmbeddings(clean=_load(f, "--model"), perturbed={}, local=[])
+
+    def known(spec, model, flag):
+        if model not in models:
+            raise UsageError(
+                f"{flag} {spec!r}: unknown model {model!r}; --model names: {', '.join(models)}"
+            )
+        return models[model]
+
+    for spec in args.perturbed or []:
+        left, f = _named(spec, "--perturbed")
+        model, sep, pert = left.partition(":")
+        if not sep or not pert:
+            raise UsageError(f"--perturbed {spec!r}: expected MODEL:PERT=PATH[#KEY]")
+        known(spec, model, "--perturbed").perturbed[pert] = _load(f, "--perturbed")
+    for spec in args.local or []:
+        model, f = _named(spec, "--local")
+        known(spec, model, "--local").local.append(_load(f, "--local"))
+    local_features = [_load(f, "--local-features") for f in args.local_features or []]
+    for spec in args.perplexity or []:
+        model, v = _named(spec, "--perplexity")
+        try:
+            ppl = float(v)
+        except ValueError:
+            raise UsageError(f"--perplexity {spec!r}: {v!r} is not a number") from None
+        known(spec, model, "--perplexity").perplexity = ppl
+    for spec in args.upstream or []:
+        model, up = _named(spec, "--upstream")
+        known(spec, model, "--upstream").upstream = up
+        known(spec, up, "--upstream")
+    if args.features is not None:
+        features = _load(args.features, "--features")
+    else:
+        try:
             _, seqs = gen.read_fasta(args.fasta)
             features = (
                 gen.dna_features(seqs) if args.alphabet == "dna" else gen.protein_features(seqs)
             )
-        models: dict[str, ModelEmbeddings] = {}
-        for spec in args.model:
-            name, f = _named(spec, "--model")
-            path, key = _split_file(f)
-            models[name] = ModelEmbeddings(
-                clean=load_embeddings(path, name=key), perturbed={}, local=[]
-            )
-        for spec in args.perturbed or []:
-            left, f = _named(spec, "--perturbed")
-            model, sep, pert = left.partition(":")
-            if not sep or model not in models:
-                raise ValueError(f"--perturbed {spec!r}: expected MODEL:PERT with a known MODEL")
-            path, key = _split_file(f)
-            models[model].perturbed[pert] = load_embeddings(path, name=key)
-        for spec in args.local or []:
-            model, f = _named(spec, "--local")
-            if model not in models:
-                raise ValueError(f"--local {spec!r}: unknown model {model!r}")
-            path, key = _split_file(f)
-            models[model].local.append(load_embeddings(path, name=key))
-        local_features = [
-            load_embeddings(p, name=k) for p, k in map(_split_file, args.local_features or [])
-        ]
-        for spec in args.perplexity or []:
-            model, v = _named(spec, "--perplexity")
-            models[model].perplexity = float(v)
-        for spec in args.upstream or []:
-            model, up = _named(spec, "--upstream")
-            models[model].upstream = up
+        except (OSError, ValueError) as err:
+            raise UsageError(f"--fasta {args.fasta}: {err}") from err
+    try:
         labels = load_labels(args.labels) if args.labels else None
+    except ValueError as err:
+        raise UsageError(f"--labels {args.labels}: {err}") from err
+    try:
         thresholds = RegimeThresholds(
             decoupling_ratio_min=args.decoupling_ratio_min,
             delta_mi_min=args.delta_mi_min,
             disparity_min=args.disparity_min,
             perplexity_max=args.perplexity_max,
         )
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    return models, features, local_features, labels, thresholds, mi_options, rd_options
+
+
+@one_line_errors("geomtax audit")
+def main(args: argparse.Namespace) -> int:
+    """Run the audit described by parsed command-line ``args``; returns an exit code.
+
+    Raises:
+        UsageError: any usage or input mistake, found before the audit starts.
+    """
+    import jax
+
+    from ._audit import run
+
+    models, features, local_features, labels, thresholds, mi_options, rd_options = _inputs(args)
+    # run() checks shapes, row filtering and option names before it computes anything; an
+    # option *value* is checked by the estimator that takes it.
+    try:
         report = run(
             models,
             features=features,
@@ -196,20 +240,20 @@ def main(args: argparse.Namespace) -> int:
             local_features=local_features,
             labels=labels,
             thresholds=thresholds,
-            mi_options=_options(args.mi_option, "--mi-option"),
-            rd_options=_options(args.rd_option, "--rd-option"),
+            mi_options=mi_options,
+            rd_options=rd_options,
             max_drop_fraction=args.max_drop_fraction,
             compute_rd=not args.no_rd,
             compute_mi=not args.no_mi,
         )
-    except (ValueError, KeyError) as err:
-        print(f"geomtax audit: error: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError) as err:  # an option value the estimator rejects
+        raise UsageError(str(err)) from err
     paths = report.save(args.out, html=not args.no_html)
     for row in report.table:
         print(
             f"{row['model']}: D={row['procrustes_distortion_mean']:.4g} "
-            f"regime={row['regime']} (n={row['n_used']}, dropped {row['n_dropped']})"
+            f"regime={row['regime']} status={row['status']} "
+            f"(n={row['n_used']}, dropped {row['n_dropped']})"
         )
     for kind, path in paths.items():
         print(f"wrote {kind}: {path}")

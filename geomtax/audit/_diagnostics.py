@@ -1,6 +1,6 @@
 """Entropy, ensemble disagreement, cross-member stability and empirical Fisher diagnostics.
 
-Everything here is in nats (REFERENCE section 9 / convention 11.1); convert at the report
+Everything here is in nats; convert at the report
 boundary with ``geomtax._units.to_bits``. The distribution functions take *logits* (any
 unnormalised log-probabilities) over the last axis and normalise them with ``log_softmax``.
 """
@@ -18,6 +18,8 @@ from jaxtyping import Array, Float
 
 from .._custom_types import ArrayLike, KeyArray
 from .._errors import is_traced
+from .._status import status_name
+from ..geometry import knn_overlap, procrustes_disparity, rdm_similarity
 
 
 def _log_probs(logits, name: str = "logits"):
@@ -189,10 +191,10 @@ def member_embedding_stability(
 
     Returns:
         dict of ``(m, m)`` float arrays: ``knn_overlap``, ``rdm_spearman`` (1 on the diagonal),
-        ``procrustes_disparity`` (0 on the diagonal).
+        ``procrustes_disparity`` (0 on the diagonal), and for each of them a ``(m, m)`` array of
+        status names (``"knn_overlap_status"``, ...; see docs/concepts/status.md). The
+        estimators run with ``throw=False``: a pair whose status is not ``ok`` has a NaN entry.
     """
-    from ..geometry import knn_overlap, procrustes_disparity, rdm_similarity
-
     embs = [jnp.asarray(e) for e in embeddings]
     if len(embs) < 2:
         raise ValueError(f"need at least 2 ensemble members, got {len(embs)}")
@@ -206,26 +208,23 @@ def member_embedding_stability(
         "rdm_spearman": np.eye(m),
         "procrustes_disparity": np.zeros((m, m)),
     }
+    for name in list(out):
+        out[f"{name}_status"] = np.full((m, m), "ok", dtype=object)
     keys = jax.random.split(key, m * m)
     for a in range(m):
         for b in range(a + 1, m):
-            ov = float(knn_overlap(embs[a], embs[b], k=k))
-            rs = float(
-                _value(rdm_similarity(embs[a], embs[b], max_pairs=max_pairs, key=keys[a * m + b]))
-            )
-            disp = float(_value(procrustes_disparity(embs[a], embs[b])))
-            for name, v in (("knn_overlap", ov), ("rdm_spearman", rs)):
-                out[name][a, b] = out[name][b, a] = v
-            out["procrustes_disparity"][a, b] = out["procrustes_disparity"][b, a] = disp
+            results = {
+                "knn_overlap": knn_overlap(embs[a], embs[b], k=k, throw=False),
+                "rdm_spearman": rdm_similarity(
+                    embs[a], embs[b], max_pairs=max_pairs, key=keys[a * m + b], throw=False
+                ),
+                "procrustes_disparity": procrustes_disparity(embs[a], embs[b], throw=False),
+            }
+            for name, res in results.items():
+                out[name][a, b] = out[name][b, a] = float(np.asarray(res.value))
+                st = status_name(res.status)
+                out[f"{name}_status"][a, b] = out[f"{name}_status"][b, a] = st
     return out
-
-
-def _value(result):
-    """Scalar of a geometry result (a ``*Result`` with ``.value`` or a plain array)."""
-    for attr in ("value", "similarity", "distortion"):
-        if hasattr(result, attr):
-            return getattr(result, attr)
-    return result
 
 
 def empirical_fisher(

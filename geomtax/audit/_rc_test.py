@@ -41,15 +41,17 @@ needs more than composition).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable, Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import KeyArray
+from .._status import status_name
+from ..geometry import rdm_similarity
 from ._embeddings import embed_sequences
 from ._genomics import (
     dinucleotide_shuffle,
@@ -210,19 +212,18 @@ def _jsonable(obj):
     return obj
 
 
-@functools.cache
-def _rdm_similarity_fn():
-    from ..geometry import rdm_similarity
+@eqx.filter_jit
+def _rdm_cosine(x, y):
+    return rdm_similarity(x, y, metric="cosine", throw=False)
 
-    @jax.jit
-    def fn(x, y):
-        res = rdm_similarity(x, y, metric="cosine")
-        for attr in ("value", "similarity"):
-            if hasattr(res, attr):
-                return getattr(res, attr)
-        return res
 
-    return fn
+def _similarity(x, y, flags: list | None = None, what: str = "") -> float:
+    """Spearman RDM similarity of cosine RDMs; NaN (and a flag) when its status is not ok."""
+    res = _rdm_cosine(jnp.asarray(x), jnp.asarray(y))
+    status = status_name(res.status)
+    if status != "ok" and flags is not None:
+        flags.append(f"{what}: rdm_similarity status {status} (value NaN)")
+    return float(np.asarray(res.value))
 
 
 def rc_texture_test(
@@ -308,7 +309,7 @@ def rc_texture_test(
         "texture": texture_matched_dna(seqs, key=k_tex, scope=texture_scope),
         "shuffle": dinucleotide_shuffle(seqs, key=k_shuf),
     }
-    sim = _rdm_similarity_fn()
+    flags: list[str] = []
 
     def emb(ss, label):
         return np.asarray(
@@ -324,7 +325,7 @@ def rc_texture_test(
         fwd[c], rev[c] = emb(ss, c), emb(rc, f"{c} (RC)")
         if fwd[c].ndim != 2:
             raise ValueError(f"embed_fn must return pooled (batch, d) arrays, got {fwd[c].shape}")
-        stability[c] = float(sim(jnp.asarray(fwd[c]), jnp.asarray(rev[c])))
+        stability[c] = _similarity(fwd[c], rev[c], flags, f"S_{c}")
         num = np.sum(fwd[c] * rev[c], axis=1)
         den = np.linalg.norm(fwd[c], axis=1) * np.linalg.norm(rev[c], axis=1)
         paired_cos[c] = float(np.mean(num / np.maximum(den, 1e-12)))
@@ -341,9 +342,8 @@ def rc_texture_test(
         for j, rate in enumerate(snp_rates):
             mutated = snp_perturb(ss, rate=rate, key=snp_keys[ci_ * len(snp_rates) + j])
             x_snp = emb(mutated, f"{c} (SNP {rate:g})")
-            snp_stab[c][f"{rate:g}"] = float(sim(jnp.asarray(fwd[c]), jnp.asarray(x_snp)))
+            snp_stab[c][f"{rate:g}"] = _similarity(fwd[c], x_snp, flags, f"SNP {rate:g} ({c})")
 
-    flags: list[str] = []
     recovery = _recovery(stability, separation_min, flags)
     verdict = _verdict(stability, recovery, robust_min, separation_min, confirm_min, partial_min)
 
@@ -356,7 +356,7 @@ def rc_texture_test(
         for _ in range(num_bootstrap):
             idx = jnp.asarray(rng.integers(n, size=n))
             s_b = {
-                c: float(sim(jnp.asarray(fwd[c])[idx], jnp.asarray(rev[c])[idx]))
+                c: _similarity(jnp.asarray(fwd[c])[idx], jnp.asarray(rev[c])[idx])
                 for c in CONDITIONS
             }
             for c in CONDITIONS:
