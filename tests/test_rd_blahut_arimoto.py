@@ -1,11 +1,13 @@
 """Blahut–Arimoto and R(D) curves against analytic rate–distortion functions (REFERENCE 10.2)."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
 
+from geomtax import Status, StatusError
 from geomtax.rd import (
     blahut_arimoto,
     quantize_for_rd,
@@ -190,29 +192,33 @@ def test_bad_inputs():
         blahut_arimoto(jnp.ones((2, 1)) / 2, d, 1.0)
     with pytest.raises(ValueError, match="non-negative"):
         blahut_arimoto(jnp.array([0.5, 0.5]), -d, 1.0)
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(StatusError, match="nonfinite_input"):
         blahut_arimoto(jnp.array([0.5, 0.5]), d.at[0, 1].set(jnp.inf), 1.0)
     for beta in (0.0, -1.0):
         with pytest.raises(ValueError, match="beta"):
             blahut_arimoto(jnp.array([0.5, 0.5]), d, beta)
     with pytest.raises(ValueError, match="betas"):
         rd_curve(jnp.array([0.5, 0.5]), d, betas=jnp.array([1.0, -1.0]))
-    with pytest.raises(TypeError, match="floating"):
-        blahut_arimoto(jnp.array([0.5, 0.5]), jnp.array([[0, 1], [1, 0]]), 1.0)
-    # Traced bad values fail at run time.
+    with pytest.raises(TypeError, match="real numbers"):
+        blahut_arimoto(jnp.array([0.5, 0.5]), jnp.asarray(HAMMING, jnp.complex64), 1.0)
+    # Traced bad values: a status (degenerate_input), raised at run time with throw=True.
     with pytest.raises(Exception, match="probability vector"):
         jax.jit(lambda p: blahut_arimoto(p, d, 1.0).rate)(jnp.array([0.9, 0.9]))
-    with pytest.raises(Exception, match="beta must be positive"):
+    with pytest.raises(Exception, match="beta <= 0"):
         jax.jit(lambda b: blahut_arimoto(jnp.array([0.5, 0.5]), d, b).rate)(-1.0)
+    sol = jax.jit(lambda b: blahut_arimoto(jnp.array([0.5, 0.5]), d, b, throw=False))(-1.0)
+    assert sol.status == Status.degenerate_input and np.isnan(float(sol.rate))
 
 
 def test_non_convergence_raises_or_flags():
     p, d = _grid_gaussian(1.0, 16)
     p, d = p.astype(jnp.float32), d.astype(jnp.float32)
-    with pytest.raises(Exception, match="did not converge"):
+    with pytest.raises(StatusError, match="blahut_arimoto: not_converged") as info:
         blahut_arimoto(p, d, 2.0, max_steps=10, tol=1e-9)
+    assert "\n" not in str(info.value)
     sol = blahut_arimoto(p, d, 2.0, max_steps=10, tol=1e-9, throw=False)
     assert not bool(sol.converged) and int(sol.num_steps) == 10
+    assert sol.status == Status.not_converged and np.isfinite(float(sol.rate))
 
 
 def test_curve_from_samples_matches_numpy_construction(getkey, x64):
@@ -255,3 +261,99 @@ def test_shannon_lower_bound_gaussian_closed_form():
     h = 0.5 * np.log(2 * np.pi * np.e * 2.0)  # N(0, 2)
     np.testing.assert_allclose(shannon_lower_bound(h, 0.5), 0.5 * np.log(2.0 / 0.5), rtol=1e-6)
     assert float(shannon_lower_bound(h, 5.0)) == 0.0
+
+
+# --- the result contract (issue 13) -------------------------------------------------------------
+
+
+def _bernoulli_rate(p1, dist):
+    """R(D) = H(p) - H(D) in nats for D <= min(p, 1 - p) (Cover & Thomas, Thm. 10.3.1)."""
+    return (_h2(p1) - _h2(dist)) * LN2
+
+
+def test_not_converged_keeps_certified_bounds_and_is_a_status_under_jit():
+    # rd_curve(throw=True) on a non-converged point used to abort under jit with a long
+    # callback error; now throw=False returns the status per point and the bounds still
+    # bracket the closed-form R(D_beta) (Bernoulli(0.3), Hamming).
+    p = jnp.array([0.7, 0.3], jnp.float32)
+    d = jnp.asarray(HAMMING, jnp.float32)
+    betas = jnp.array([1.5, 2.5, 4.0], jnp.float32)
+
+    def run(pp, dd):
+        return rd_curve(pp, dd, betas=betas, max_steps=3, min_steps=3, tol=1e-7, throw=False)
+
+    curve = eqx.filter_jit(run)(p, d)
+    assert list(curve.status_name) == ["not_converged"] * 3
+    assert not np.any(np.asarray(curve.converged))
+    for i in range(3):
+        truth = _bernoulli_rate(0.3, float(curve.distortion[i]))
+        assert float(curve.rate_lower[i]) - 1e-5 <= truth <= float(curve.rate_upper[i]) + 1e-5
+    with pytest.raises(StatusError, match="rd_curve: not_converged") as info:
+        rd_curve(p, d, betas=betas, max_steps=3, min_steps=3, tol=1e-7)
+    assert "3 of 3" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_curve_statuses_ok_and_match_closed_form(x64):
+    p1 = 0.2
+    dists = np.array([0.05, 0.1, 0.15])
+    betas = jnp.asarray(np.log((1 - dists) / dists))
+    curve = rd_curve(jnp.array([1 - p1, p1]), jnp.asarray(HAMMING), betas=betas)
+    assert list(curve.status_name) == ["ok"] * 3
+    np.testing.assert_allclose(curve.distortion, dists, atol=1e-8)
+    np.testing.assert_allclose(curve.rate, _bernoulli_rate(p1, dists), atol=1e-8)
+
+
+def test_float16_large_beta_is_computed_in_float32():
+    # float16 used to give rate 0, distortion NaN and converged=True at beta = 1e6.
+    rng = np.random.default_rng(0)
+    p = jnp.asarray(rng.dirichlet(np.ones(6)), jnp.float16)
+    d = jnp.asarray(rng.uniform(0, 2, (6, 5)), jnp.float16)
+    curve = rd_curve(p, d, betas=jnp.array([1.0, 1e6]), throw=False)
+    assert curve.rate.dtype == jnp.float32
+    assert list(curve.status_name) == ["ok", "ok"]
+    assert np.all(np.isfinite(np.asarray(curve.distortion)))
+    # beta -> infinity: each source symbol goes to its nearest code (closed form).
+    p32, d32 = np.asarray(p, np.float64), np.asarray(d, np.float64)
+    dmin = float(np.sum(p32 / p32.sum() * d32.min(axis=1)))
+    assert float(curve.distortion[1]) == pytest.approx(dmin, abs=1e-4)
+    sol = blahut_arimoto(p, d, 1e6)
+    assert sol.status_name == "ok" and float(sol.distortion) == pytest.approx(dmin, abs=1e-4)
+
+
+def test_never_converged_with_nan():
+    p = jnp.array([0.5, 0.5], jnp.float32)
+    d = jnp.asarray(HAMMING, jnp.float32)
+    for pp, dd in ((p.at[0].set(jnp.nan), d), (p, d.at[1, 0].set(jnp.inf))):
+        sol = jax.jit(lambda a, b: blahut_arimoto(a, b, 2.0, throw=False))(pp, dd)
+        assert sol.status_name == "nonfinite_input" and not bool(sol.converged)
+        assert np.isnan(float(sol.rate)) and np.isnan(float(sol.distortion))
+        c = rd_curve(pp, dd, betas=jnp.array([1.0, 2.0]), throw=False)
+        assert list(c.status_name) == ["nonfinite_input"] * 2
+    with pytest.raises(StatusError, match="blahut_arimoto: nonfinite_input"):
+        blahut_arimoto(p.at[0].set(jnp.nan), d, 2.0)
+
+
+def test_options_validated_before_compiling():
+    p = jnp.array([0.5, 0.5])
+    d = jnp.asarray(HAMMING, jnp.float32)
+    for bad in (2.5, True, "10"):
+        with pytest.raises(TypeError, match="max_steps"):
+            blahut_arimoto(p, d, 1.0, max_steps=bad)
+    with pytest.raises(ValueError, match="max_steps"):
+        rd_curve(p, d, betas=jnp.array([1.0]), max_steps=0)
+    for tol in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="tol"):
+            blahut_arimoto(p, d, 1.0, tol=tol)
+    for beta in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="beta"):
+            blahut_arimoto(p, d, beta)
+    with pytest.raises(ValueError, match="betas"):
+        rd_curve(p, d, betas=jnp.array([1.0, jnp.nan]))
+    with pytest.raises(ValueError, match="beta_batch_size"):
+        rd_curve(p, d, betas=jnp.array([1.0]), beta_batch_size=0)
+    with pytest.raises(TypeError, match="check_every"):
+        rd_curve(p, d, betas=jnp.array([1.0]), check_every=1.5)
+    with pytest.raises(TypeError, match="throw"):
+        blahut_arimoto(p, d, 1.0, throw=None)
+    sol = blahut_arimoto(p, d, 1.0, max_steps=np.int64(500))
+    assert sol.status_name == "ok"

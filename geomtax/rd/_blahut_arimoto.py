@@ -9,14 +9,22 @@ from jax.scipy.special import logsumexp
 from jax.sharding import Mesh
 
 from .._custom_types import Array, Bool, Float, Int, ScalarLike
-from .._errors import check_floating, check_rank, is_traced
+from .._errors import check_bool, check_float, check_int, check_rank, check_real_array, is_traced
+from .._status import AbstractResult, Status, finish, nan_unless_ok, select, worst
 
 #: |sum(p_x) - 1| allowed before ``p_x`` is rejected (it is then renormalized exactly).
 PMF_ATOL = 1e-4
 
 
-class RDSolution(eqx.Module):
+class RDSolution(AbstractResult):
     r"""One point of a rate–distortion curve from :func:`blahut_arimoto` (nats; arrays only).
+
+    ``status`` is ``ok``, ``not_converged`` (the step limit came before ``gap <= tol``: the
+    values are kept and stay certified, $R_L \le R(D_\beta) \le R_U$, only less tight than
+    asked), ``nonfinite_input`` (NaN or inf in ``p_x``, the distortions or ``beta``),
+    ``degenerate_input`` (a traced ``p_x`` that is not a probability vector, negative
+    distortions or ``beta <= 0``) or ``diverged`` (non-finite values in the iteration). In the
+    last three cases the rates, distortion and gap are NaN.
 
     Attributes:
         beta: the Lagrange multiplier $\beta$ (the curve's slope is $-\beta$ at this point).
@@ -29,7 +37,8 @@ class RDSolution(eqx.Module):
         q_y_given_x: (n, m) conditional $q(m\mid x)$, rows sum to 1.
         q_y: (m,) output marginal $\sum_x p(x) q(m \mid x)$.
         num_steps: Blahut–Arimoto iterations performed.
-        converged: whether ``gap <= tol`` was reached within ``max_steps``.
+        converged: whether ``gap <= tol`` was reached within ``max_steps`` with finite values.
+        status: a :class:`geomtax.Status` (see above).
     """
 
     beta: Float[Array, ""]
@@ -42,9 +51,10 @@ class RDSolution(eqx.Module):
     q_y: Float[Array, " m"]
     num_steps: Int[Array, ""]
     converged: Bool[Array, ""]
+    status: object
 
 
-class RDCurve(eqx.Module):
+class RDCurve(AbstractResult):
     r"""A whole R(D) curve from :func:`rd_curve` (arrays of shape (num_betas,), nats).
 
     Attributes:
@@ -59,6 +69,8 @@ class RDCurve(eqx.Module):
         monotone: scalar flag, rate is non-increasing in distortion (up to the certified gaps).
         convex: scalar flag, rate is convex in distortion (chord slopes non-decreasing, up to
             the certified gaps).
+        status: (b,) a :class:`geomtax.Status` per point, as :class:`RDSolution`'s
+            (``not_converged`` points keep their certified values).
     """
 
     beta: Float[Array, " b"]
@@ -71,18 +83,32 @@ class RDCurve(eqx.Module):
     converged: Bool[Array, " b"]
     monotone: Bool[Array, ""]
     convex: Bool[Array, ""]
+    status: object
 
 
 def _default_tol(dtype) -> float:
     return 1e-9 if jnp.dtype(dtype) == jnp.float64 else 1e-5
 
 
+def _compute_dtype(*arrays):
+    """float32 at least: float16 / bfloat16 (and integer) inputs are computed in float32."""
+    dt = jnp.float32
+    for a in arrays:
+        dt = jnp.promote_types(dt, jnp.result_type(a))
+    return dt if jnp.issubdtype(dt, jnp.floating) else jnp.float32
+
+
 def _check_problem(p_x, distortion_matrix):
-    """Static and value checks shared by every solver entry point; returns jnp arrays."""
+    """Static checks and host checks of concrete values; returns arrays in the compute dtype.
+
+    Concrete ``p_x`` that is not a probability vector and concrete negative distortions raise
+    ``ValueError``; NaN or inf (concrete or traced) and traced invalid values are left to the
+    status (:func:`_problem_status`).
+    """
     check_rank("p_x", p_x, 1)
     check_rank("distortion_matrix", distortion_matrix, 2)
-    check_floating("p_x", p_x)
-    check_floating("distortion_matrix", distortion_matrix)
+    check_real_array("p_x", p_x)
+    check_real_array("distortion_matrix", distortion_matrix)
     n = np.shape(p_x)[0]
     if np.shape(distortion_matrix)[0] != n:
         raise ValueError(
@@ -95,49 +121,45 @@ def _check_problem(p_x, distortion_matrix):
             f"{tuple(np.shape(distortion_matrix))}"
         )
     if not is_traced(p_x):
-        p = np.asarray(p_x)
-        if not np.all(np.isfinite(p)):
-            raise ValueError(
-                f"p_x contains non-finite entries (first at {np.argmin(np.isfinite(p))})"
-            )
-        if np.any(p < 0):
-            raise ValueError(
-                f"p_x must be non-negative; first negative entry at index {np.argmax(p < 0)}"
-            )
-        if abs(float(p.sum()) - 1.0) > PMF_ATOL:
-            raise ValueError(f"p_x must sum to 1 (within {PMF_ATOL}); sums to {float(p.sum())!r}")
+        p = np.asarray(p_x, dtype=np.float64)
+        if np.all(np.isfinite(p)):
+            if np.any(p < 0):
+                raise ValueError(
+                    f"p_x must be non-negative; first negative entry at index {np.argmax(p < 0)}"
+                )
+            if abs(float(p.sum()) - 1.0) > PMF_ATOL:
+                raise ValueError(
+                    f"p_x must sum to 1 (within {PMF_ATOL}); sums to {float(p.sum())!r}"
+                )
     if not is_traced(distortion_matrix):
-        dm = np.asarray(distortion_matrix)
-        bad = ~np.isfinite(dm)
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"distortion_matrix has non-finite entries; first at {idx}")
-        if np.any(dm < 0):
-            idx = tuple(int(i) for i in np.argwhere(dm < 0)[0])
+        dm = np.asarray(distortion_matrix, dtype=np.float64)
+        neg = np.isfinite(dm) & (dm < 0)
+        if neg.any():
+            idx = tuple(int(i) for i in np.argwhere(neg)[0])
             raise ValueError(f"distortion_matrix must be non-negative; first negative at {idx}")
-    p_x = jnp.asarray(p_x)
-    distortion_matrix = jnp.asarray(distortion_matrix)
-    # Traced inputs: the same checks at run time.
-    p_x = eqx.error_if(
-        p_x,
-        ~jnp.all(jnp.isfinite(p_x)) | jnp.any(p_x < 0) | (jnp.abs(jnp.sum(p_x) - 1) > PMF_ATOL),
-        "p_x must be a finite, non-negative probability vector summing to 1",
+    dtype = _compute_dtype(p_x, distortion_matrix)
+    return jnp.asarray(p_x).astype(dtype), jnp.asarray(distortion_matrix).astype(dtype)
+
+
+def _problem_status(p_x, d, beta):
+    """(finite, valid): traceable checks of the problem's values."""
+    finite = jnp.all(jnp.isfinite(p_x)) & jnp.all(jnp.isfinite(d)) & jnp.isfinite(beta)
+    valid = (
+        jnp.all(p_x >= 0) & (jnp.abs(jnp.sum(p_x) - 1) <= PMF_ATOL) & jnp.all(d >= 0) & (beta > 0)
     )
-    distortion_matrix = eqx.error_if(
-        distortion_matrix,
-        ~jnp.all(jnp.isfinite(distortion_matrix)) | jnp.any(distortion_matrix < 0),
-        "distortion_matrix must be finite and non-negative",
-    )
-    return p_x, distortion_matrix
+    return finite, valid
 
 
 def _check_beta(beta, name="beta"):
     if np.ndim(beta) != 0:
         raise ValueError(f"{name} must be a scalar, got shape {np.shape(beta)}")
     if not is_traced(beta):
-        b = float(np.asarray(beta))
-        if not np.isfinite(b) or b <= 0:
-            raise ValueError(f"{name} must be a finite positive number, got {b!r}")
+        if isinstance(beta, jax.Array | np.ndarray):
+            b = float(np.asarray(beta))
+            if not np.isfinite(b) or b <= 0:
+                raise ValueError(f"{name} must be a finite positive number, got {name}={b!r}")
+        else:
+            check_float(name, beta, positive=True)
     return beta
 
 
@@ -223,6 +245,12 @@ def _evaluate(log_p, d, beta, log_q, steps, tol):
         pos[:, None] & (cond > 0), p[:, None] * cond * (log_cond - log_q_new[None, :]), 0.0
     )
     rate = jnp.maximum(jnp.sum(terms), 0.0)
+    q_y = jnp.exp(log_q_new)
+    values = (rate, distortion, rate_upper, rate_lower, gap)
+    finite_out = jnp.all(jnp.stack([jnp.isfinite(v) for v in values]))
+    finite_out = finite_out & jnp.all(jnp.isfinite(cond)) & jnp.all(jnp.isfinite(q_y))
+    converged = (gap <= tol) & finite_out
+    status = select((~finite_out, Status.diverged), (~converged, Status.not_converged))
     return RDSolution(
         beta=beta,
         rate=rate,
@@ -231,14 +259,44 @@ def _evaluate(log_p, d, beta, log_q, steps, tol):
         rate_lower=rate_lower,
         gap=gap,
         q_y_given_x=cond,
-        q_y=jnp.exp(log_q_new),
+        q_y=q_y,
         num_steps=steps,
-        converged=gap <= tol,
+        converged=converged,
+        status=status,
     )
 
 
 @eqx.filter_jit
 def _blahut_arimoto_jit(p_x, d, beta, tol, max_steps, min_steps, check_every):
+    finite, valid = _problem_status(p_x, d, beta)
+    usable = finite & valid
+    # An unusable problem is solved as a harmless one (uniform source, zero distortions, beta 1)
+    # so that nothing loops or overflows; its result is flagged and NaN.
+    n, m = d.shape
+    p_x = jnp.where(usable, p_x, jnp.full_like(p_x, 1.0 / n))
+    d = jnp.where(usable, d, jnp.zeros_like(d))
+    beta = jnp.where(usable, jnp.asarray(beta, d.dtype), jnp.ones((), d.dtype))
+    sol = _blahut_arimoto_core(p_x, d, beta, tol, max_steps, min_steps, check_every)
+    status = worst(
+        select((~finite, Status.nonfinite_input), (~valid, Status.degenerate_input)), sol.status
+    )
+    keep = ("not_converged",)
+    return eqx.tree_at(
+        lambda s: (s.rate, s.distortion, s.rate_upper, s.rate_lower, s.gap, s.converged, s.status),
+        sol,
+        (
+            nan_unless_ok(sol.rate, status, keep),
+            nan_unless_ok(sol.distortion, status, keep),
+            nan_unless_ok(sol.rate_upper, status, keep),
+            nan_unless_ok(sol.rate_lower, status, keep),
+            nan_unless_ok(sol.gap, status, keep),
+            sol.converged & usable,
+            status,
+        ),
+    )
+
+
+def _blahut_arimoto_core(p_x, d, beta, tol, max_steps, min_steps, check_every):
     log_p = _log_pmf(p_x)
     m = d.shape[1]
     log_q0 = jnp.full((m,), -jnp.log(jnp.asarray(m, d.dtype)), d.dtype)
@@ -257,12 +315,28 @@ def _blahut_arimoto_jit(p_x, d, beta, tol, max_steps, min_steps, check_every):
 
 
 def _check_steps(max_steps, min_steps, check_every):
-    if int(max_steps) < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    if not 0 <= int(min_steps) <= int(max_steps):
+    """Validated (max_steps, min_steps, check_every) as Python ints."""
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    min_steps = check_int("min_steps", min_steps, minimum=0)
+    if min_steps > max_steps:
         raise ValueError(f"min_steps must be in [0, max_steps]; got {min_steps}, {max_steps}")
-    if int(check_every) < 1:
-        raise ValueError(f"check_every must be >= 1, got {check_every}")
+    check_every = check_int("check_every", check_every, minimum=1)
+    return max_steps, min_steps, check_every
+
+
+def _check_tol(tol, dtype):
+    if tol is None:
+        return _default_tol(dtype)
+    return check_float("tol", tol, positive=True)
+
+
+_DETAILS = {
+    "not_converged": "raise max_steps or tol; the certified bounds rate_lower <= R(D) <= "
+    "rate_upper still hold",
+    "degenerate_input": "p_x is not a probability vector, distortion_matrix has negative "
+    "entries or beta <= 0",
+    "diverged": "non-finite values in the iteration",
+}
 
 
 def blahut_arimoto(
@@ -311,19 +385,25 @@ def blahut_arimoto(
         min_steps: minimum number of steps (static); ``min_steps == max_steps`` runs exactly
             ``max_steps`` steps under ``lax.scan`` (reverse-differentiable).
         check_every: steps between convergence tests (static).
-        tol: stopping tolerance on the certified gap $R_U - R_L$, in nats; default 1e-5 for
-            float32 and 1e-9 for float64.
-        throw: if True, raise (``eqx.error_if``) when not converged; if False, return the
-            result with ``converged = False`` so vmapped sweeps keep going.
+        tol: stopping tolerance on the certified gap $R_U - R_L$, in nats, ``> 0``; default
+            1e-5 for float32 and 1e-9 for float64.
+        throw: if True, a status other than ``ok`` raises :class:`geomtax.StatusError` (one
+            line; under ``jit`` an equinox runtime error with the same line); if False the
+            result is returned with its ``status`` (and ``converged``), under ``jit`` too, so
+            vmapped sweeps keep going.
 
     Returns:
-        An :class:`RDSolution` (all rates in nats, distortion in the units of ``d``).
+        An :class:`RDSolution` (all rates in nats, distortion in the units of ``d``) with a
+        ``status``: ``ok``; ``not_converged`` (values kept, still certified bounds);
+        ``nonfinite_input``, ``degenerate_input`` or ``diverged`` (values NaN). float16 and
+        bfloat16 inputs are computed (and returned) in float32.
 
     Raises:
-        ValueError: on wrong shapes, a ``p_x`` that is not a probability vector, a negative or
-            non-finite distortion matrix, ``beta <= 0`` (at trace time for concrete values,
-            through ``eqx.error_if`` when traced), or non-convergence with ``throw=True``.
-        TypeError: on non-floating inputs.
+        ValueError: on wrong shapes, a concrete ``p_x`` that is not a probability vector, a
+            concrete negative distortion, ``beta <= 0`` or invalid options (all before any
+            compilation).
+        TypeError: on complex or non-numeric inputs, or options of the wrong type.
+        geomtax.StatusError: with ``throw=True``, a status other than ``ok``.
 
     Examples:
         Fair coin, Hamming distortion; $R(D) = \ln 2 - H(D)$:
@@ -339,30 +419,20 @@ def blahut_arimoto(
     """
     p_x, distortion_matrix = _check_problem(p_x, distortion_matrix)
     _check_beta(beta)
-    _check_steps(max_steps, min_steps, check_every)
+    max_steps, min_steps, check_every = _check_steps(max_steps, min_steps, check_every)
+    throw = check_bool("throw", throw)
     dtype = distortion_matrix.dtype
-    p_x = p_x.astype(dtype)
-    if tol is None:
-        tol = _default_tol(dtype)
-    beta_arr = jnp.asarray(beta, dtype)
-    beta_arr = eqx.error_if(beta_arr, ~(beta_arr > 0), "beta must be positive")
+    tol = _check_tol(tol, dtype)
     sol = _blahut_arimoto_jit(
         p_x,
         distortion_matrix,
-        beta_arr,
+        jnp.asarray(beta, dtype),
         jnp.asarray(tol, dtype),
-        int(max_steps),
-        int(min_steps),
-        int(check_every),
+        max_steps,
+        min_steps,
+        check_every,
     )
-    if throw:
-        sol = eqx.error_if(
-            sol,
-            ~sol.converged,
-            "blahut_arimoto did not converge within max_steps; raise max_steps or tol, or pass "
-            "throw=False to inspect the flagged result",
-        )
-    return sol
+    return finish(sol, throw=throw, function="blahut_arimoto", details=_DETAILS)
 
 
 def _curve_checks(rate, distortion, gap):
@@ -371,7 +441,7 @@ def _curve_checks(rate, distortion, gap):
     r = rate[order]
     dd = distortion[order]
     slack = 2 * jnp.max(gap) + 1e-6 + 1e-4 * jnp.max(jnp.abs(r))
-    monotone = jnp.all(jnp.diff(r) <= slack)
+    monotone = jnp.all(jnp.diff(r) <= slack)  # False where a point is NaN
     if rate.shape[0] < 3:
         return monotone, jnp.asarray(True)
     # Convexity: every interior point lies on or below the chord of its neighbors.
@@ -406,13 +476,14 @@ def _curve_fields(sol):
         sol.gap,
         sol.num_steps,
         sol.converged,
+        sol.status,
     )
 
 
 def _assemble_curve(betas, fields) -> "RDCurve":
-    rate, dist, ru, rl, gap, steps, conv = fields
+    rate, dist, ru, rl, gap, steps, conv, status = fields
     monotone, convex = _curve_checks(rate, dist, gap)
-    return RDCurve(betas, rate, dist, ru, rl, gap, steps, conv, monotone, convex)
+    return RDCurve(betas, rate, dist, ru, rl, gap, steps, conv, monotone, convex, status)
 
 
 def rd_curve(
@@ -444,8 +515,10 @@ def rd_curve(
         max_steps: iteration cap per point (static).
         min_steps: minimum steps per point (static); see :func:`blahut_arimoto`.
         check_every: steps between convergence tests (static).
-        tol: gap tolerance in nats (default 1e-5 float32, 1e-9 float64).
-        throw: raise if any point did not converge; ``False`` flags instead.
+        tol: gap tolerance in nats, ``> 0`` (default 1e-5 float32, 1e-9 float64).
+        throw: if True, any point whose status is not ``ok`` raises
+            :class:`geomtax.StatusError` (one line, counting the points); if False the curve
+            is returned with a ``status`` per point, under ``jit`` too.
         beta_batch_size: betas solved together (static). ``None`` vmaps all of them at once
             (best on accelerators; every point then runs until the slowest converges); an
             integer solves them ``lax.map``-style in groups of that size, each group stopping
@@ -455,10 +528,13 @@ def rd_curve(
             single-device path. ``beta_batch_size`` is ignored in that case.
 
     Returns:
-        An :class:`RDCurve` (rates in nats).
+        An :class:`RDCurve` (rates in nats) with a ``status`` per point (as
+        :func:`blahut_arimoto`: ``not_converged`` points keep their certified values).
 
     Raises:
-        ValueError: as :func:`blahut_arimoto`, plus ``betas`` not 1-D or not all positive.
+        ValueError: as :func:`blahut_arimoto`, plus ``betas`` not 1-D or, when concrete, not
+            all finite and positive.
+        geomtax.StatusError: with ``throw=True``, a point whose status is not ``ok``.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -474,51 +550,42 @@ def rd_curve(
     if np.shape(betas)[0] < 1:
         raise ValueError("betas must contain at least one value")
     if not is_traced(betas):
-        b = np.asarray(betas)
+        b = np.asarray(betas, dtype=np.float64)
         if not np.all(np.isfinite(b)) or np.any(b <= 0):
-            raise ValueError(f"betas must be finite and positive; got min {b.min()!r}")
-    _check_steps(max_steps, min_steps, check_every)
-    if beta_batch_size is not None and int(beta_batch_size) < 1:
-        raise ValueError(
-            f"beta_batch_size must be a positive integer or None, got {beta_batch_size}"
-        )
+            bad = b[~(np.isfinite(b) & (b > 0))]
+            raise ValueError(f"betas must be finite and positive; got {bad[0]!r} among them")
+    max_steps, min_steps, check_every = _check_steps(max_steps, min_steps, check_every)
+    if beta_batch_size is not None:
+        beta_batch_size = check_int("beta_batch_size", beta_batch_size, minimum=1)
+    throw = check_bool("throw", throw)
     dtype = distortion_matrix.dtype
-    if tol is None:
-        tol = _default_tol(dtype)
-    betas = jnp.asarray(betas, dtype)
-    betas = eqx.error_if(betas, ~jnp.all(betas > 0), "betas must be positive")
+    tol = _check_tol(tol, dtype)
+    betas = jnp.asarray(betas).astype(dtype)
     if mesh is not None:
         from ..parallel import sharded_rd_curve
 
         sol = sharded_rd_curve(
-            p_x.astype(dtype),
+            p_x,
             distortion_matrix,
             betas,
             mesh=mesh,
             fn=blahut_arimoto,
-            max_steps=int(max_steps),
-            min_steps=int(min_steps),
-            check_every=int(check_every),
-            tol=float(tol),
+            max_steps=max_steps,
+            min_steps=min_steps,
+            check_every=check_every,
+            tol=float(tol) if not is_traced(tol) else tol,
             throw=False,
         )
         curve = _assemble_curve(betas, _curve_fields(sol))
     else:
         curve = _rd_curve_jit(
-            p_x.astype(dtype),
+            p_x,
             distortion_matrix,
             betas,
             jnp.asarray(tol, dtype),
-            int(max_steps),
-            int(min_steps),
-            int(check_every),
-            None if beta_batch_size is None else int(beta_batch_size),
+            max_steps,
+            min_steps,
+            check_every,
+            beta_batch_size,
         )
-    if throw:
-        curve = eqx.error_if(
-            curve,
-            ~jnp.all(curve.converged),
-            "rd_curve: some beta did not converge within max_steps; pass throw=False to "
-            "inspect curve.converged",
-        )
-    return curve
+    return finish(curve, throw=throw, function="rd_curve", details=_DETAILS)
