@@ -36,7 +36,7 @@ ROWS = {
     "knn_overlap": (lambda x, y: gg.knn_overlap(x, y, k=3), False),
     "knn_jaccard": (lambda x, y: gg.knn_jaccard(x, y, k=3), False),
     "neighbor_scores": (lambda x, y: gg.neighbor_scores(x, y, k=3), False),
-    "stress": (lambda x, y: gg.stress(x, y, block_size=5), True),
+    "stress": (lambda x, y: gg.stress(x, y, block_size=5).value, True),
     "bilipschitz_distortion": (lambda x, y: gg.bilipschitz_distortion(x, y), False),
     "feature_split_stability": (
         lambda x, y: gg.feature_split_stability(x, key=K0, n_splits=2),
@@ -55,7 +55,7 @@ ROWS = {
         lambda x, y: gg.paired_perturbation_coherence(x, y).value,
         True,
     ),
-    "perturbation_effect_size": (lambda x, y: gg.perturbation_effect_size(x, y), True),
+    "perturbation_effect_size": (lambda x, y: gg.perturbation_effect_size(x, y).value, True),
     "composite_stability": (
         lambda x, y: gg.composite_stability(x, y, key=K0, n_splits=2),
         False,
@@ -153,7 +153,7 @@ def test_grad_matches_finite_differences(name, x64):
 
 
 def _stress_fn(b):
-    return lambda x, y: gg.stress(x, y, block_size=b)
+    return lambda x, y: gg.stress(x, y, block_size=b).value
 
 
 def _pearson_fn(b):
