@@ -23,6 +23,7 @@ from geomtax.experiments import (
     summarize,
     train,
 )
+from geomtax.experiments._ablations import SUITE_METRICS
 from geomtax.experiments._cli import main as cli_main
 from geomtax.experiments._cli import register
 from geomtax.models import EncoderConfig, init_model
@@ -262,6 +263,9 @@ def test_tiny_ablation_end_to_end(tiny_run):
                 assert math.isfinite(value), field
         assert 0.0 <= rec["distortion"] <= 1.0
         assert len(rec["distortion_trajectory"]) == cfg.train.num_epochs
+        # every stored number has its status next to it (all ok on this clean run)
+        for field in ("distortion", *(f"suite_{m}" for m in SUITE_METRICS)):
+            assert rec[f"{field}_status"] == "ok", (field, rec[f"{field}_status"])
     head = saved["summary"]["head"][0]
     assert head["architecture"] == "lstm" and math.isfinite(head["ratio_ce_over_mse"])
     assert not (out / "checkpoints" / "waveform_lstm_ce_s320").exists()

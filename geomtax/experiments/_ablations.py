@@ -24,6 +24,16 @@ import numpy as np
 from flax import nnx
 
 from .._errors import check_choice
+from .._status import PRECEDENCE, status_name
+from ..geometry import (
+    cka,
+    continuity,
+    knn_overlap,
+    procrustes_distortion,
+    rdm_similarity,
+    stress,
+    trustworthiness,
+)
 from ..models._encoders import ARCHITECTURES, EncoderConfig
 from ..models._heads import SequenceModel, embed, init_model
 from ._train import TrainConfig, train
@@ -511,16 +521,16 @@ def tokenize_cell(config: AblationConfig, cell: Cell, data: _SystemData, key) ->
 # metrics
 
 
-def _procrustes(x: jax.Array, y: jax.Array) -> float:
-    """Normalised Procrustes distortion D (REFERENCE 2.1) from ``geomtax.geometry``."""
-    from ..geometry import procrustes_distortion
+def _worst(names) -> str:
+    """The worst of several status names by the library's precedence (``ok`` if all are)."""
+    bad = set(names) - {"ok"}
+    return next((n for n in PRECEDENCE if n in bad), "ok")
 
-    out = procrustes_distortion(x, y)
-    for name in ("distortion", "d_norm", "value"):
-        if hasattr(out, name):
-            out = getattr(out, name)
-            break
-    return float(out)
+
+def _procrustes(x: jax.Array, y: jax.Array) -> tuple[float, str]:
+    """Normalised Procrustes distortion D and its status (see docs/api/geometry.md)."""
+    res = procrustes_distortion(x, y, throw=False)
+    return float(res.value), status_name(res.status)
 
 
 def shattering_epoch(distortions: Sequence[float], *, skip: int = 3, window: int = 3) -> int:
@@ -581,7 +591,8 @@ def _make_embedder(model: SequenceModel, batch_size: int) -> Callable[[jax.Array
     return embed_all
 
 
-#: ``distortion_report`` fields recorded per cell (``suite_<name>``), means over noise rates.
+#: Suite metrics recorded per cell (``suite_<name>`` and ``suite_<name>_status``), means over
+#: the value-noise rates.
 SUITE_METRICS = (
     "cka_linear",
     "rdm_similarity",
@@ -592,35 +603,51 @@ SUITE_METRICS = (
 )
 
 
+def _suite(clean, emb, key, k: int) -> dict:
+    """The rest of the suite on one perturbation: ``{metric: (value, status name)}``."""
+    results = {
+        "cka_linear": cka(clean, emb, throw=False),
+        "rdm_similarity": rdm_similarity(clean, emb, metric="euclidean", key=key, throw=False),
+        "trustworthiness": trustworthiness(clean, emb, k=k, throw=False),
+        "continuity": continuity(clean, emb, k=k, throw=False),
+        "knn_overlap": knn_overlap(clean, emb, k=k, throw=False),
+        "stress": stress(clean, emb, throw=False),
+    }
+    return {m: (float(r.value), status_name(r.status)) for m, r in results.items()}
+
+
 def _distortions(
     model, tok: _Tokenized, rows: int | None, batch_size: int, *, suite_key=None
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Procrustes D of clean vs each perturbation (``noise_mean`` over value-noise rates).
 
-    With ``suite_key`` the rest of the suite (``distortion_report``: CKA, Spearman RDM
-    similarity, trustworthiness, continuity, k-NN overlap at ``k = min(10, (n - 1) // 2)`` and
-    Kruskal stress) is also computed on every noise perturbation and averaged over the rates,
-    returned as ``suite_<metric>``.
+    Every estimator runs with ``throw=False``; each value ``out[name]`` comes with its status
+    name ``out[name + "_status"]`` (a value whose status is not ``ok`` is NaN, and a mean over
+    rates carries the worst status of its terms). With ``suite_key`` the rest of the suite
+    (linear CKA, Spearman similarity of the Euclidean RDMs, trustworthiness, continuity,
+    k-NN overlap at ``k = min(10, (n - 1) // 2)`` and raw Kruskal stress) is also computed on
+    every noise perturbation and averaged over the rates, returned as ``suite_<metric>``.
     """
-    from ..geometry import distortion_report
-
     embed_all = _make_embedder(model, batch_size)
     sl = slice(None) if rows is None else slice(0, rows)
     clean = embed_all(tok.eval_tokens[sl])
-    out: dict[str, float] = {}
-    suite: dict[str, list[float]] = {m: [] for m in SUITE_METRICS}
+    out: dict[str, Any] = {}
+    suite: dict[str, list[tuple[float, str]]] = {m: [] for m in SUITE_METRICS}
     num_neighbors = min(10, (clean.shape[0] - 1) // 2)
-    for name, pert in tok.perturbed.items():
+    for i, (name, pert) in enumerate(tok.perturbed.items()):
         emb = embed_all(pert[sl])
-        out[name] = _procrustes(clean, emb)
+        out[name], out[f"{name}_status"] = _procrustes(clean, emb)
         if suite_key is not None and name.startswith("noise_"):
-            rep = distortion_report(clean, emb, key=suite_key, k=num_neighbors, n_splits=0)
+            vals = _suite(clean, emb, jax.random.fold_in(suite_key, i), num_neighbors)
             for m in SUITE_METRICS:
-                suite[m].append(float(getattr(rep, m)))
-    noise = [v for k, v in out.items() if k.startswith("noise_")]
-    out["noise_mean"] = float(np.mean(noise))
+                suite[m].append(vals[m])
+    noise = [k for k in tok.perturbed if k.startswith("noise_")]
+    out["noise_mean"] = float(np.mean([out[k] for k in noise]))
+    out["noise_mean_status"] = _worst(out[f"{k}_status"] for k in noise)
     if suite_key is not None:
-        out.update({f"suite_{m}": float(np.mean(v)) for m, v in suite.items()})
+        for m, v in suite.items():
+            out[f"suite_{m}"] = float(np.mean([val for val, _ in v]))
+            out[f"suite_{m}_status"] = _worst(st for _, st in v)
     return out
 
 
@@ -696,14 +723,18 @@ def run_cell(
         "train_seconds": train_seconds,
         "reconstruction_mse": tok.reconstruction_mse,
         "distortion": final["noise_mean"],
+        "distortion_status": final["noise_mean_status"],
         "distortion_reversal": final.get("reversal", math.nan),
+        "distortion_reversal_status": final.get("reversal_status", "not evaluated"),
         "shattering_epoch": shattering_epoch(trajectory) if trajectory else -1,
         "distortion_trajectory": trajectory,
     }
     for rate in config.noise_rates:
         record[f"distortion_noise_{rate:g}"] = final[f"noise_{rate:g}"]
+        record[f"distortion_noise_{rate:g}_status"] = final[f"noise_{rate:g}_status"]
     for m in SUITE_METRICS:
         record[f"suite_{m}"] = final[f"suite_{m}"]
+        record[f"suite_{m}_status"] = final[f"suite_{m}_status"]
     return record
 
 

@@ -1,9 +1,9 @@
 """``geomtax ablation``: run the encoder/head ablations and write tables and figures."""
 
 import argparse
-import sys
 import time
 
+from ..cli._errors import UsageError, one_line_errors
 from ._ablations import EXPERIMENTS, PRESETS, SYSTEMS
 
 
@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         "ablation",
         help="train encoders with CE vs continuous heads and measure their distortion",
         description=(
-            "Encoder/head ablations of the Geometric Alignment Tax (REFERENCE.md section 4). "
+            "Encoder/head ablations of the Geometric Alignment Tax (see docs/guides/ablation.md). "
             "Writes config.json, cells.jsonl, results.json, results.csv, summary_*.csv and PNG "
             "figures into --out; rerunning with the same options resumes."
         ),
@@ -45,30 +45,33 @@ def register(subparsers) -> None:
     p.set_defaults(func=main)
 
 
+@one_line_errors("geomtax ablation")
 def main(args: argparse.Namespace) -> int:
     """Run the ablation described by parsed CLI ``args``; return the exit code."""
     from ._ablations import preset_config, run_ablation
     from ._records import format_summary
 
     try:
+        seeds = tuple(int(s) for s in _csv(args.seeds)) if args.seeds else None
+    except ValueError:
+        raise UsageError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
+    try:
         config = preset_config(
             args.preset,
             systems=_csv(args.system) if args.system else None,
             experiments=_csv(args.experiments) if args.experiments else None,
             architectures=_csv(args.architectures) if args.architectures else None,
-            seeds=tuple(int(s) for s in _csv(args.seeds)) if args.seeds else None,
+            seeds=seeds,
         )
     except ValueError as err:
-        print(f"geomtax ablation: error: {err}", file=sys.stderr)
-        return 2
+        raise UsageError(str(err)) from err
     t0 = time.perf_counter()
     try:
         result = run_ablation(
             config, args.out, progress=not args.no_progress, figures=not args.no_figures
         )
-    except ValueError as err:
-        print(f"geomtax ablation: error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # e.g. --out holds a run with a different configuration
+        raise UsageError(str(err)) from err
     print()
     print(format_summary(result))
     print(f"\nwall time {time.perf_counter() - t0:.1f} s; results in {args.out}")
