@@ -61,7 +61,7 @@ def _data(n, d, seed=0):
 
 
 def _spearman_fn(rank_method):
-    return jax.jit(lambda x, y: rdm_similarity(x, y, rank_method=rank_method))
+    return jax.jit(lambda x, y: rdm_similarity(x, y, rank_method=rank_method, throw=False))
 
 
 def run(*, size: str = "small", repeats: int = 5) -> list[dict]:
@@ -109,7 +109,7 @@ def run(*, size: str = "small", repeats: int = 5) -> list[dict]:
             )
 
         # --- Procrustes
-        f = jax.jit(lambda a, b: procrustes_distortion(a, b))
+        f = jax.jit(lambda a, b: procrustes_distortion(a, b, throw=False).value)
         t = time_jitted(f, xj, yj, repeats=repeats)
         pr_base = time_call(lambda: procrustes(x64, y64)[2], repeats=base_reps, warmup=0).median_s
         geo["procrustes"] = t.median_s
@@ -128,7 +128,7 @@ def run(*, size: str = "small", repeats: int = 5) -> list[dict]:
         )
 
         # --- trustworthiness
-        f = jax.jit(lambda a, b: trustworthiness(a, b, k=K, block_size=512))
+        f = jax.jit(lambda a, b: trustworthiness(a, b, k=K, block_size=512, throw=False).value)
         t = time_jitted(f, xj, yj, repeats=repeats if n < 8000 else 2)
         if heavy:
             tw_base, note = None, "baseline skipped (dense 16k x 16k argsort: minutes, >4 GB)"
@@ -187,17 +187,25 @@ def _large(*, repeats: int = 1) -> list[dict]:
     cases = [
         (
             "rdm_similarity pearson exact (block 512)",
-            jax.jit(lambda a, b: rdm_similarity(a, b, method="pearson", block_size=512).value),
+            jax.jit(
+                lambda a, b: (
+                    rdm_similarity(a, b, method="pearson", block_size=512, throw=False).value
+                )
+            ),
         ),
         (
             "rdm_similarity spearman, 2^20 sampled pairs",
             jax.jit(
-                lambda a, b: rdm_similarity(a, b, max_pairs=1 << 20, key=jax.random.key(0)).value
+                lambda a, b: (
+                    rdm_similarity(
+                        a, b, max_pairs=1 << 20, key=jax.random.key(0), throw=False
+                    ).value
+                )
             ),
         ),
         (
             "trustworthiness k=10 (block 256)",
-            jax.jit(lambda a, b: trustworthiness(a, b, k=K, block_size=256)),
+            jax.jit(lambda a, b: trustworthiness(a, b, k=K, block_size=256, throw=False).value),
         ),
     ]
     for name, f in cases:

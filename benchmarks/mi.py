@@ -51,9 +51,13 @@ def _neural_rows(
     x, y = (jnp.asarray(a) for a in _gaussian(2000, 0))
     opts = dict(estimator="mine", num_steps=num_steps, learning_rate=1e-3, hidden=hidden)
 
-    single = eqx.filter_jit(lambda a, b, k: mutual_information(a, b, key=k, **opts).value)
+    single = eqx.filter_jit(
+        lambda a, b, k: mutual_information(a, b, key=k, throw=False, **opts).value
+    )
     many = eqx.filter_jit(
-        lambda a, b, ks: jax.vmap(lambda k: mutual_information(a, b, key=k, **opts).value)(ks)
+        lambda a, b, ks: jax.vmap(
+            lambda k: mutual_information(a, b, key=k, throw=False, **opts).value
+        )(ks)
     )
     keys = jax.random.split(jax.random.key(0), num_critics)
     t1 = time_jitted(single, x, y, keys[0], repeats=repeats)
@@ -149,7 +153,7 @@ def _ksg_rows(sizes, repeats: int) -> list[dict]:
     for n in sizes:
         x, y = _gaussian(n, n)
         xj, yj = jnp.asarray(x), jnp.asarray(y)
-        fn = eqx.filter_jit(lambda a, b: ksg_mi(a, b, k=3, block_size=1024))
+        fn = eqx.filter_jit(lambda a, b: ksg_mi(a, b, k=3, block_size=1024, throw=False).value)
         t = time_jitted(fn, xj, yj, repeats=repeats)
         value = float(fn(xj, yj))
         skl = time_call(
@@ -169,7 +173,8 @@ def _ksg_rows(sizes, repeats: int) -> list[dict]:
                     k=3,
                     rescale=True,
                     clip_negative=True,
-                )
+                    throw=False,
+                ).value
             )
         rows.append(
             dict(

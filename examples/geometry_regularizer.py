@@ -55,8 +55,10 @@ def main(steps: int = 300, lam: float = 0.5) -> None:
     def losses(p):
         z = mlp(p["enc"], x)
         recon = jnp.mean((mlp(p["dec"], z) - x) ** 2)
-        proc = gt.procrustes_distortion(coords, z)
-        cka = gt.cka(coords, z).value
+        # throw=False: inside a training loop a degenerate batch gives NaN with its status
+        # instead of aborting the compiled step.
+        proc = gt.procrustes_distortion(coords, z, throw=False).value
+        cka = gt.cka(coords, z, throw=False).value
         return recon + lam * (proc + (1.0 - cka)), (recon, proc, cka)
 
     @eqx.filter_jit
@@ -71,7 +73,8 @@ def main(steps: int = 300, lam: float = 0.5) -> None:
         if i % max(1, steps // 10) == 0:
             print(f"{i:4d} | {loss:8.4f} | {recon:9.5f} | {proc:12.4f} | {cka:8.4f}")
     z = mlp(params["enc"], x)
-    print(f"\nfinal trustworthiness(coords -> latent, k=10): {gt.trustworthiness(coords, z):.4f}")
+    trust = gt.trustworthiness(coords, z).value
+    print(f"\nfinal trustworthiness(coords -> latent, k=10): {trust:.4f}")
 
 
 if __name__ == "__main__":

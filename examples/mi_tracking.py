@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import geomtax
 import geomtax.info as gi
 
 
@@ -82,20 +83,37 @@ def main(tiny: bool = False) -> dict:
         losses.append(float(loss))
     h = jnp.stack(snapshots)  # (checkpoints, n, width)
 
-    # All checkpoints in one compiled, vmapped MINE call (same key for comparability).
+    # All checkpoints in one compiled, vmapped MINE call (same key for comparability). With
+    # throw=False an untrustworthy fit is returned with its status instead of aborting the batch.
     mine = jax.vmap(
         lambda hh: gi.mutual_information(
-            hh, state, key=k_mi, num_steps=mine_steps, hidden=(64, 32), learning_rate=1e-3
+            hh,
+            state,
+            key=k_mi,
+            num_steps=mine_steps,
+            hidden=(64, 32),
+            learning_rate=1e-3,
+            throw=False,
         )
     )(h)
-    ksg = jax.vmap(lambda hh: gi.ksg_mi(hh, state, k=3))(h)
+    ksg = jax.vmap(lambda hh: gi.ksg_mi(hh, state, k=3, throw=False))(h)
+    mine_status = np.asarray(geomtax.status_name(mine.status), dtype=object).reshape(-1)
+    ksg_status = np.asarray(geomtax.status_name(ksg.status), dtype=object).reshape(-1)
 
-    print(f"{'step':>6} {'train MSE':>10} {'MINE (nats)':>12} {'KSG (nats)':>11}")
-    for s, loss, m, kv in zip(steps, losses, np.asarray(mine.value), np.asarray(ksg), strict=True):
-        print(f"{s:>6} {loss:>10.4f} {m:>12.3f} {kv:>11.3f}")
-    if bool(jnp.any(mine.diverged)):
-        print("warning: some MINE fits diverged (value NaN)")
-    return {"steps": steps, "mine": np.asarray(mine.value), "ksg": np.asarray(ksg)}
+    print(f"{'step':>6} {'train MSE':>10} {'MINE (nats)':>12} {'status':>16} {'KSG (nats)':>11}")
+    mine_v, ksg_v = np.asarray(mine.value), np.asarray(ksg.value)
+    rows = zip(steps, losses, mine_v, mine_status, ksg_v, strict=True)
+    for s, loss, m, st, kv in rows:
+        print(f"{s:>6} {loss:>10.4f} {m:>12.3f} {st:>16} {kv:>11.3f}")
+    if any(st != "ok" for st in (*mine_status, *ksg_status)):
+        print("warning: some estimates are not ok (their value is NaN); see the status column")
+    return {
+        "steps": steps,
+        "mine": np.asarray(mine.value),
+        "mine_status": mine_status.tolist(),
+        "ksg": np.asarray(ksg.value),
+        "ksg_status": ksg_status.tolist(),
+    }
 
 
 if __name__ == "__main__":
