@@ -348,8 +348,9 @@ def filter_rows(
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Drop rows that are non-finite in any array, or have near-zero norm in the first one.
 
-    The reference filter (REFERENCE 2.0): pair ``i`` is dropped if any array has a NaN/inf in
-    row ``i`` or the first (embedding) array has ``||row||_2 <= min_norm``.
+    The reference filter (docs/reference/geometry.md#inputs-and-pairing): pair ``i`` is
+    dropped if any array has a NaN/inf in row ``i`` or the first (embedding) array has
+    ``||row||_2 <= min_norm``.
 
     Args:
         *arrays: arrays with a common first axis (embeddings first, then features, ...).

@@ -1,4 +1,6 @@
-"""The reverse-complement (RC) texture test (REFERENCE section 8) and reference embedders.
+"""The reverse-complement (RC) texture test and reference embedders.
+
+Definitions: docs/reference/audit.md#rc-texture-test.
 
 **Question.** Is a model's embedding stability under reverse complement a learned (or built-in)
 symmetry, or a by-product of RC barely changing base composition?

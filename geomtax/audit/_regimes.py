@@ -1,4 +1,4 @@
-"""Failure-regime classification of an audited model (REFERENCE section 7.3).
+"""Failure-regime classification of an audited model (docs/reference/audit.md#failure-regimes).
 
 The paper's thresholds are not public, so every cut-off is a field of :class:`RegimeThresholds`
 and every verdict carries the numbers it was decided on.

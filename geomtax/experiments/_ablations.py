@@ -1,10 +1,12 @@
 """Ablation drivers: head, architecture spread, codebook, Jacobian, attention ratio, Hyena order.
 
-REFERENCE.md sections 3 (data, tokenisation, perturbations), 4 (models, heads, training,
-variants, headlines) and 5.2 (the "shattering" epoch). Every cell trains one model from scratch,
-embeds clean and perturbed evaluation sequences and measures Procrustes distortion with
-``geomtax.geometry``. Results are appended to ``cells.jsonl`` as each cell finishes; training
-state is checkpointed per epoch with orbax, so an interrupted run resumes where it stopped.
+Definitions: docs/reference/systems.md (data, tokenisation, perturbations),
+docs/reference/models.md (models, heads, training, variants, headlines) and
+docs/reference/rate-distortion.md#scaling-law (the "shattering" epoch). Every cell trains one
+model from scratch, embeds clean and perturbed evaluation sequences and measures Procrustes
+distortion with ``geomtax.geometry``. Results are appended to ``cells.jsonl`` as each cell
+finishes; training state is checkpointed per epoch with orbax, so an interrupted run resumes
+where it stopped.
 """
 
 import dataclasses
@@ -55,7 +57,7 @@ SYSTEMS: dict[str, tuple[str, dict[str, Any]]] = {
 """CLI system name -> (``geomtax.dynamics`` generator name, generator options)."""
 
 EXPERIMENTS = ("head", "architecture", "codebook", "jacobian", "attention", "hyena-order")
-"""Experiments of ``geomtax ablation`` (REFERENCE.md section 4.4-4.5)."""
+"""Experiments of ``geomtax ablation`` (docs/reference/models.md#ablations)."""
 
 PRESETS = ("tiny", "quick", "paper")
 """Named configurations accepted by :func:`preset_config`."""
@@ -89,7 +91,7 @@ class AblationConfig(eqx.Module):
         num_trajectory: evaluation rows used for the per-epoch distortion trajectory (0 = off).
         seq_len: sequence length.
         num_bins: uniform tokenizer bins K (vocab K + 2: PAD and MASK).
-        noise_rates: value-noise rates (REFERENCE 3.4).
+        noise_rates: value-noise rates (docs/reference/systems.md#perturbations).
         seeds: integer seeds; each seed is a full replicate.
         codebook_sizes: k-means codebook sizes of the codebook experiment.
         codebook_architecture: encoder of the codebook experiment.
@@ -444,7 +446,10 @@ def _generate(system: str, key, n: int, seq_len: int, reference_dt: bool = False
 
 
 def load_system_data(config: AblationConfig, system: str, seed: int) -> _SystemData:
-    """Raw float signals for training, validation and evaluation (REFERENCE 3.1 seeds)."""
+    """Raw float signals for training, validation and evaluation.
+
+    Seeds and spans: docs/reference/systems.md#common-settings.
+    """
     n = config.num_train + config.num_val
     dt = config.reference_dt
     train_all = _generate(system, jax.random.key(seed), n, config.seq_len, dt)
@@ -476,7 +481,8 @@ def tokenize_cell(config: AblationConfig, cell: Cell, data: _SystemData, key) ->
     Uniform cells: ``uniform_bins`` fitted on the training set (vocab ``num_bins + 2``),
     perturbations = value noise at each rate plus time reversal. k-means cells: the codebook is
     fitted on the raw training values (vocab ``K + 2``), perturbations = noise in continuous space
-    re-encoded by the codebook (no time reversal), REFERENCE 3.4-3.5.
+    re-encoded by the codebook (no time reversal); see docs/reference/systems.md#perturbations
+    and docs/reference/systems.md#codebook.
     """
     from .. import dynamics as dyn
 
@@ -534,7 +540,9 @@ def _procrustes(x: jax.Array, y: jax.Array) -> tuple[float, str]:
 
 
 def shattering_epoch(distortions: Sequence[float], *, skip: int = 3, window: int = 3) -> int:
-    r"""The "shattering" transition epoch of a per-epoch distortion trajectory (REFERENCE 5.2).
+    r"""The "shattering" transition epoch of a per-epoch distortion trajectory.
+
+    Definition: docs/reference/rate-distortion.md#scaling-law.
 
     With :math:`\Delta D_e = D_e - D_{e-1}`, epochs ``< skip`` are ignored and the transition is
     the epoch maximising the ``window``-epoch trailing rolling mean of :math:`\Delta D`. With too

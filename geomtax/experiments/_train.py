@@ -1,7 +1,8 @@
 """Training: one jitted AdamW step, best-validation checkpoint, Jacobian penalty, resume.
 
-REFERENCE.md sections 4.3 (optimiser, schedule, clipping, best-validation restore) and 4.4
-(Hutchinson Jacobian penalty, every ``n``-th step).
+Definitions: docs/reference/models.md#training (optimiser, schedule, clipping, best-validation
+restore) and docs/reference/models.md#ablations (Hutchinson Jacobian penalty, every ``n``-th
+step).
 """
 
 import functools
@@ -25,7 +26,7 @@ from ..models._heads import SequenceModel, sequence_loss
 class TrainConfig(eqx.Module):
     r"""Optimiser and loop settings (all static: changing one recompiles the step).
 
-    Defaults are the reference (REFERENCE.md section 4.3): AdamW, learning rate
+    Defaults are the reference (docs/reference/models.md#training): AdamW, learning rate
     :math:`3\times10^{-4}` with cosine decay to 0 over ``num_epochs * steps_per_epoch`` steps
     (drop-last batches), weight decay 0.01, global-norm clipping at 1.0, batch 64, 20 epochs.
 
@@ -314,10 +315,10 @@ def train(
     takes ``n_train // batch_size`` steps (drop-last) with the jitted step of
     :func:`make_train_step`, computes the validation loss, keeps the parameters with the lowest
     validation loss, calls ``callback(epoch, model)`` (e.g. the distortion trajectory of
-    REFERENCE.md section 5.2) and, with ``checkpoint_dir``, saves the whole state with
-    orbax-checkpoint. A later call with the same ``checkpoint_dir`` resumes after the last saved
-    epoch and gives the same result as an uninterrupted run (all randomness is derived from
-    ``key`` and the epoch/step indices).
+    docs/reference/rate-distortion.md#scaling-law) and, with ``checkpoint_dir``, saves the
+    whole state with orbax-checkpoint. A later call with the same ``checkpoint_dir`` resumes
+    after the last saved epoch and gives the same result as an uninterrupted run (all
+    randomness is derived from ``key`` and the epoch/step indices).
 
     Args:
         model: the freshly initialised model (not modified).
