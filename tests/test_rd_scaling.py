@@ -1,5 +1,6 @@
 """Levina–Bickel intrinsic dimension and the capacity scaling fit against independent oracles."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import scipy.stats
 from sklearn.neighbors import NearestNeighbors
 
+from geomtax import Status, StatusError
 from geomtax.rd import capacity_scaling_fit, intrinsic_dimension
 
 
@@ -60,12 +62,12 @@ def test_five_torus_larger_sample():
     assert float(res.dimension) == pytest.approx(5.0, rel=0.1)
 
 
-def test_duplicates_are_dropped_and_counted():
+def test_duplicates_are_dropped_and_counted(x64):
     x = _swiss_roll(400, 3)
-    x = np.concatenate([x, x[:5]])  # 10 points now have a zero-distance neighbor
-    res = intrinsic_dimension(x, k_max=10)
-    assert int(res.num_dropped) == 10
-    assert np.isfinite(float(res.dimension))
+    xd = np.concatenate([x, x[:5]])  # 5 exact copies: removed, one copy of each row kept
+    res = intrinsic_dimension(xd, k_max=10)
+    assert int(res.num_dropped) == 5
+    assert float(res.dimension) == pytest.approx(_levina_bickel_numpy(x, 3, 10)[0], rel=1e-8)
 
 
 def test_intrinsic_dimension_errors():
@@ -75,6 +77,54 @@ def test_intrinsic_dimension_errors():
         intrinsic_dimension(jnp.ones((50, 2)), k_min=1)
     with pytest.raises(ValueError, match="rank 2"):
         intrinsic_dimension(jnp.ones(50))
+    for bad in (2.5, True, "10"):
+        with pytest.raises(TypeError, match="k_max"):
+            intrinsic_dimension(jnp.ones((50, 2)), k_max=bad)
+    with pytest.raises(TypeError, match="real numbers"):
+        intrinsic_dimension(jnp.ones((50, 2), jnp.complex64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fully_duplicated_data_gives_the_deduplicated_estimate(dtype):
+    # Every row twice: the rounding residue of the Gram-form distance (6e-8 in float64, 1e-3
+    # in float32) kept duplicates in, pulling the estimate down. Oracle: scikit-learn
+    # neighbours on the unique rows.
+    x = np.random.default_rng(0).standard_normal((300, 3))
+    want = _levina_bickel_numpy(x.astype(dtype).astype(np.float64), 3, 10)[0]
+    with jax.enable_x64(dtype == np.float64):
+        res = intrinsic_dimension(np.concatenate([x, x[::-1]]).astype(dtype), k_max=10)
+    assert res.status_name == "ok" and int(res.num_dropped) == 300
+    assert float(res.dimension) == pytest.approx(want, rel=1e-4)
+
+
+@pytest.mark.parametrize(("scale", "offset"), [(1.0, 1e4), (1e3, 1e6), (1e-30, 0.0), (1e30, 0.0)])
+def test_translation_and_scale_invariant_float32(scale, offset):
+    # At offset 1e4 the old code returned NaN with every row dropped. Oracle: scikit-learn on
+    # the same float32 array, centred in float64.
+    x = _swiss_roll(800, 5)
+    moved = (x * scale + offset).astype(np.float32)
+    ref = moved.astype(np.float64)
+    want = _levina_bickel_numpy((ref - ref.mean(0)) / np.abs(ref - ref.mean(0)).max(), 3, 30)[0]
+    res = intrinsic_dimension(moved)
+    assert res.status_name == "ok" and int(res.num_dropped) == 0
+    assert float(res.dimension) == pytest.approx(want, rel=1e-3)
+    base = float(intrinsic_dimension(x.astype(np.float32)).dimension)
+    assert float(res.dimension) == pytest.approx(base, rel=2e-3 if offset < 1e6 else 2e-2)
+
+
+def test_intrinsic_dimension_statuses():
+    x = np.random.default_rng(1).standard_normal((8, 2)).astype(np.float32)
+    few = np.concatenate([x] * 10)  # 80 rows, 8 distinct, k_max = 10
+    res = eqx.filter_jit(lambda a: intrinsic_dimension(a, k_max=10, throw=False))(few)
+    assert res.status == Status.degenerate_input and np.isnan(float(res.dimension))
+    with pytest.raises(StatusError, match="intrinsic_dimension: degenerate_input"):
+        intrinsic_dimension(few, k_max=10)
+    bad = np.random.default_rng(2).standard_normal((60, 3)).astype(np.float32)
+    bad[4, 1] = np.inf
+    out = jax.jit(lambda a: intrinsic_dimension(a, k_max=10, throw=False))(bad)
+    assert out.status_name == "nonfinite_input" and np.isnan(float(out.dimension))
+    ok = intrinsic_dimension(bad[5:], k_min=np.int64(3), k_max=np.int64(10))
+    assert ok.status_name == "ok"
 
 
 def test_scaling_fit_matches_linregress(x64):
@@ -112,4 +162,24 @@ def test_scaling_fit_errors():
         capacity_scaling_fit(jnp.ones(3), s)
     with pytest.raises(ValueError, match="intrinsic_dim"):
         capacity_scaling_fit(s, s, intrinsic_dim=0.0)
+    with pytest.raises(TypeError, match="real numbers"):
+        capacity_scaling_fit(s.astype(jnp.complex64), s)
     jax.block_until_ready(capacity_scaling_fit(s, s))
+
+
+def test_scaling_fit_statuses():
+    s = jnp.array([1.0, 10.0, 100.0, 1000.0])
+    d = 2.0 * s ** (-0.5)
+    fit = jax.jit(lambda a: capacity_scaling_fit(s, a, throw=False))(d.at[1].set(jnp.nan))
+    assert fit.status_name == "nonfinite_input" and np.isnan(float(fit.slope))
+    fit = jax.jit(lambda a: capacity_scaling_fit(a, d, throw=False))(jnp.ones(4))
+    assert fit.status_name == "degenerate_input" and np.isnan(float(fit.slope))
+    with pytest.raises(StatusError, match="capacity_scaling_fit: degenerate_input"):
+        capacity_scaling_fit(s, -d)
+    # Equal distortions: the slope is 0 and R^2 is 0/0 (NaN), never a conventional 1.0.
+    flat = capacity_scaling_fit(s, jnp.full(4, 0.3))
+    assert flat.status_name == "ok" and float(flat.slope) == 0.0
+    assert np.isnan(float(flat.r_squared))
+    # Units do not matter (logs): capacities in 1e30 units give the same slope in float32.
+    big = capacity_scaling_fit(s * 1e30, d * 1e-30)
+    assert float(big.slope) == pytest.approx(0.5, rel=1e-5)
