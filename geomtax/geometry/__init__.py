@@ -3,7 +3,6 @@
 See ``docs/api/geometry.md`` for every formula and convention.
 """
 
-from ._cka import CKAResult as CKAResult
 from ._cka import cka as cka
 from ._distances import condensed_index as condensed_index
 from ._distances import distance as distance
@@ -56,7 +55,6 @@ __all__ = [
     "perturbation_effect_size",
     "sample_split_stability",
     "BilipschitzResult",
-    "CKAResult",
     "NeighborResult",
     "ProcrustesRatioResult",
     "RDMSimilarityResult",

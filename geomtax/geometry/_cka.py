@@ -12,31 +12,24 @@ The linear kernel uses the feature-space identity
 :math:`\exp(-\lVert x_i - x_j\rVert^2 / (2\sigma^2 m))` with :math:`m` the median of the squared
 distances over the full n x n matrix including the diagonal zeros (Kornblith's convention) and
 ``sigma_scale`` = :math:`\sigma` = 0.5 by default; it materialises n x n Gram matrices.
+
+Both kernels are invariant to translation and isotropic scaling of either input (the RBF one
+through its median bandwidth), and are computed that way: each input is centred (two-pass) and
+divided by its largest absolute entry before any product or Gram-matrix distance, so offsets of
+1e6 and scales of 1e-30 or 1e30 in float32 give the unshifted value. Definitions and sources:
+docs/reference/geometry.md.
 """
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float
 
 from .._custom_types import Samples
-from .._errors import check_choice
-from ._checks import prepare_paired
+from .._errors import check_bool, check_choice, check_float
+from .._numerics import is_constant, standardize_cloud
+from .._status import Estimate, Status, finish, nan_unless_ok, select
+from ._checks import prepare_paired_flagged
 
 KERNELS = ("linear", "rbf")
-
-
-class CKAResult(eqx.Module):
-    """Result of :func:`cka` (arrays only).
-
-    Attributes:
-        value: CKA in [0, 1] (the debiased estimate may be slightly negative); NaN when
-            ``undefined``.
-        undefined: True for a constant input (zero centred Gram matrix) or, when debiased, a
-            non-positive self-term.
-    """
-
-    value: Float[Array, ""]
-    undefined: Bool[Array, ""]
 
 
 def _debias(xty, rx, ry, sx, sy, n):
@@ -44,9 +37,14 @@ def _debias(xty, rx, ry, sx, sy, n):
 
 
 def _linear(x, y, debiased):
+    """HSIC terms ``(xy, xx, yy)`` of the linear kernel on centred, max-scaled inputs.
+
+    CKA is a ratio of these terms, so the per-input scale cancels; standardising first keeps
+    the fourth powers of the data inside the float32 range at any input scale.
+    """
     n = x.shape[0]
-    xc = x - jnp.mean(x, axis=0, keepdims=True)
-    yc = y - jnp.mean(y, axis=0, keepdims=True)
+    xc = standardize_cloud(x)
+    yc = standardize_cloud(y)
     hxy = jnp.sum((xc.T @ yc) ** 2)
     hxx = jnp.sum((xc.T @ xc) ** 2)
     hyy = jnp.sum((yc.T @ yc) ** 2)
@@ -74,6 +72,8 @@ def _center_gram(k, debiased):
 
 
 def _rbf_gram(x, sigma_scale):
+    """RBF Gram matrix with the median bandwidth, and whether that median is positive."""
+    x = standardize_cloud(x)  # the kernel depends on distances / median distance only
     sq = jnp.sum(x * x, axis=1)
     d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
     d2 = d2 * (1.0 - jnp.eye(x.shape[0], dtype=x.dtype))
@@ -88,41 +88,67 @@ def cka(
     kernel: str = "linear",
     debiased: bool = False,
     sigma_scale: float = 0.5,
-) -> CKAResult:
+    throw: bool = True,
+) -> Estimate:
     r"""Centred kernel alignment between two paired embeddings (paired).
 
-    See the module docstring for the formulas. Invariant to orthogonal maps and isotropic
-    scaling of either input; differentiable (use ``.value`` in a loss).
+    See the module docstring for the formulas and docs/reference/geometry.md for the
+    definitions. Invariant to translation, orthogonal maps and isotropic scaling of either
+    input (computed in an invariant form); differentiable (use ``.value`` in a loss).
 
     Args:
         x: shape (n, d_x); n >= 2 (n >= 4 when ``debiased``).
         y: shape (n, d_y), paired row by row.
         kernel: ``"linear"`` (O(n d^2) memory-free form) or ``"rbf"`` (n x n Gram matrices).
         debiased: use the unbiased HSIC estimator.
-        sigma_scale: RBF bandwidth factor :math:`\sigma` (relative to the median distance).
+        sigma_scale: RBF bandwidth factor :math:`\sigma` (relative to the median distance),
+            a finite number > 0.
+        throw: raise :class:`~geomtax.StatusError` on a non-``ok`` status (default); with
+            ``False`` the result is returned with its status, under ``jit`` too.
 
     Returns:
-        :class:`CKAResult`; constant inputs give NaN with ``undefined = True``.
+        :class:`~geomtax.Estimate`: CKA in [0, 1] (the debiased estimate may be slightly
+        negative). Status ``nonfinite_input`` (NaN or inf in an input) or ``degenerate_input``
+        (an input with all rows identical, a non-positive debiased self-term, or, for the RBF
+        kernel, a zero median distance); the value is NaN for both.
 
     Raises:
-        ValueError: mismatched rows, rank other than 2, too few rows, non-finite values, unknown
-            kernel.
+        ValueError: mismatched rows, rank other than 2, too few rows, unknown kernel, a
+            non-positive or non-finite ``sigma_scale``.
+        TypeError: complex (or other non-real) input, non-bool ``debiased`` / ``throw``.
+        StatusError: with ``throw=True``, a non-``ok`` status (a ``ValueError``).
 
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> x = jax.random.normal(jax.random.key(0), (30, 4))
         >>> round(float(cka(x, -2.0 * x).value), 4)
         1.0
+        >>> cka(jnp.full((30, 4), 0.1), x, throw=False).status_name
+        'degenerate_input'
     """
     check_choice("kernel", kernel, KERNELS)
-    if not isinstance(debiased, bool):
-        raise TypeError(f"debiased must be a bool, got {debiased!r}")
-    x, y = prepare_paired(x, y, min_rows=4 if debiased else 2, what="cka")
-    return _cka_impl(x, y, kernel=kernel, debiased=debiased, sigma_scale=sigma_scale)
+    debiased = check_bool("debiased", debiased)
+    throw = check_bool("throw", throw)
+    sigma_scale = check_float("sigma_scale", sigma_scale, positive=True)
+    x, y, finite = prepare_paired_flagged(x, y, min_rows=4 if debiased else 2, what="cka")
+    res = _cka_impl(x, y, finite, sigma_scale, kernel=kernel, debiased=debiased)
+    return finish(
+        res,
+        throw=throw,
+        function="cka",
+        details={
+            "degenerate_input": "an input has all rows identical"
+            + (", or a debiased self-term is not positive" if debiased else "")
+            + (", or a median distance is zero" if kernel == "rbf" else "")
+        },
+    )
 
 
 @eqx.filter_jit
-def _cka_impl(x, y, *, kernel, debiased, sigma_scale):
+def _cka_impl(x, y, finite, sigma_scale, *, kernel, debiased):
+    x = jnp.where(finite, x, jnp.zeros_like(x))
+    y = jnp.where(finite, y, jnp.zeros_like(y))
+    constant = is_constant(x) | is_constant(y)
     if kernel == "linear":
         hxy, hxx, hyy = _linear(x, y, debiased)
         ok = jnp.ones((), bool)
@@ -133,7 +159,8 @@ def _cka_impl(x, y, *, kernel, debiased, sigma_scale):
         ky = _center_gram(ky, debiased)
         hxy, hxx, hyy = jnp.sum(kx * ky), jnp.sum(kx * kx), jnp.sum(ky * ky)
         ok = okx & oky
-    undefined = (hxx <= 0) | (hyy <= 0) | ~ok
-    den = jnp.sqrt(jnp.where(undefined, 1.0, hxx)) * jnp.sqrt(jnp.where(undefined, 1.0, hyy))
-    value = jnp.where(undefined, jnp.nan, hxy / den)
-    return CKAResult(value.astype(x.dtype), undefined)
+    degenerate = constant | (hxx <= 0) | (hyy <= 0) | ~ok
+    status = select((~finite, Status.nonfinite_input), (degenerate, Status.degenerate_input))
+    den = jnp.sqrt(jnp.where(degenerate, 1.0, hxx)) * jnp.sqrt(jnp.where(degenerate, 1.0, hyy))
+    value = hxy / den
+    return Estimate(nan_unless_ok(value.astype(x.dtype), status), status)

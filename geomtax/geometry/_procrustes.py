@@ -1,4 +1,4 @@
-r"""Procrustes distortion and its scale-fitted variants (REFERENCE sections 2.1-2.3).
+r"""Procrustes distortion and its scale-fitted variants (docs/reference/geometry.md).
 
 Pairing: *paired* (row ``i`` of ``x`` and ``y`` is the same item). With centred, Frobenius-
 normalised :math:`X_n, Y_n`, everything follows from the nuclear norm
@@ -10,46 +10,66 @@ normalised :math:`X_n, Y_n`, everything follows from the nuclear norm
   :math:`1 - \nu^2 = 2D^2 - D^4`;
 * ``procrustes_similarity`` (shesha): :math:`\nu = 1 - D^2`.
 
-Different column counts are allowed (identical to zero-padding the narrower one). A zero
-centred norm (n = 1 or constant rows) gives D = 1 by the reference convention (disparity 1,
-similarity 0) and sets the ``degenerate`` flag.
+Different column counts are allowed (identical to zero-padding the narrower one). Every
+quantity is invariant to translation and scale of either input, and is computed that way: each
+input is centred (two-pass) and divided by its largest absolute entry before anything is
+squared, so offsets of 1e6 and scales of 1e-30 or 1e30 in float32 give the unshifted value.
+
+Status codes: ``nonfinite_input`` (an input holds NaN or inf) and ``degenerate_input`` (an
+input has all rows identical, so its normalisation is 0/0); the value is NaN for both.
 """
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Float
 
 from .._custom_types import Samples
-from .._errors import check_choice
-from ._checks import prepare_paired
+from .._errors import check_bool, check_choice
+from .._numerics import is_constant, safe_sqrt, standardize_cloud
+from .._status import AbstractResult, Estimate, Status, finish, nan_unless_ok, select
+from ._checks import prepare_paired_flagged
 
 VARIANTS = ("rotation", "similarity")
-#: centred Frobenius norms below this are treated as zero (reference convention).
-NORM_EPS = 1e-10
+_DEGENERATE = "an input has all rows identical (zero centred norm)"
+
+
+def _unit_frobenius(x):
+    """Centred, max-scaled, then Frobenius-normalised ``x`` (zero where ``x`` is constant)."""
+    xs = standardize_cloud(x)
+    nx = jnp.sqrt(jnp.sum(xs * xs))
+    return xs / jnp.where(nx > 0, nx, jnp.ones_like(nx))
 
 
 def _nuclear(x, y):
-    """Nuclear norm of Xn^T Yn and the degenerate flag (zero centred norm)."""
-    xc = x - jnp.mean(x, axis=0, keepdims=True)
-    yc = y - jnp.mean(y, axis=0, keepdims=True)
-    nx = jnp.sqrt(jnp.sum(xc * xc))
-    ny = jnp.sqrt(jnp.sum(yc * yc))
-    degenerate = (nx < NORM_EPS) | (ny < NORM_EPS)
-    xn = xc / jnp.where(degenerate, 1.0, nx)
-    yn = yc / jnp.where(degenerate, 1.0, ny)
-    m = xn.T @ yn
-    # the smaller Gram side keeps the SVD cheap; singular values are all we need
-    nu = jnp.sum(jnp.linalg.svd(m, compute_uv=False))
+    """Nuclear norm of Xn^T Yn and the degenerate flag (an input with all rows identical).
+
+    Translation and scale are removed before anything is squared (see the module docstring);
+    the degenerate test is exact (``is_constant``), never an absolute threshold.
+    """
+    degenerate = is_constant(x) | is_constant(y)
+    xn = _unit_frobenius(x)
+    yn = _unit_frobenius(y)
+    nu = jnp.sum(jnp.linalg.svd(xn.T @ yn, compute_uv=False))
     nu = jnp.where(degenerate, 0.0, jnp.clip(nu, 0.0, 1.0))
     return nu, degenerate
 
 
 def _safe_sqrt(v):
-    pos = v > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, v, 1.0)), 0.0)
+    return safe_sqrt(v)
 
 
-def procrustes_distortion(x: Samples, y: Samples, *, variant: str = "rotation") -> Float[Array, ""]:
+def _sanitize(x, finite):
+    """Replace a non-finite input by zeros so the graph stays finite (its value is NaN'd)."""
+    return jnp.where(finite, x, jnp.zeros_like(x))
+
+
+def _status(finite, degenerate):
+    return select((~finite, Status.nonfinite_input), (degenerate, Status.degenerate_input))
+
+
+def procrustes_distortion(
+    x: Samples, y: Samples, *, variant: str = "rotation", throw: bool = True
+) -> Estimate:
     r"""Procrustes distortion between two paired embeddings, in [0, 1] (paired).
 
     ``variant="rotation"`` (default; the paper's D): centre both, divide by the Frobenius norm,
@@ -62,96 +82,138 @@ def procrustes_distortion(x: Samples, y: Samples, *, variant: str = "rotation") 
     ``variant="similarity"``: the ``scipy.spatial.procrustes`` disparity (rotation and scale
     fitted), :math:`1 - \lVert X_n^\top Y_n\rVert_*^2`. Both are 0 iff
     :math:`y = c\,xQ + 1v^\top` (c > 0, Q orthogonal) and symmetric in ``x, y``; both are
-    differentiable (zero-safe square root), so they can be used as loss terms.
+    differentiable (zero-safe square root), so ``.value`` can be used as a loss term.
+    Definitions and sources: docs/reference/geometry.md.
 
     Args:
         x: shape (n, d_x), n >= 2.
         y: shape (n, d_y), paired row by row with ``x`` (d_y may differ from d_x).
         variant: ``"rotation"`` or ``"similarity"``.
+        throw: raise :class:`~geomtax.StatusError` when the status is not ``ok`` (default);
+            with ``False`` the result is returned with its status, under ``jit`` too.
 
     Returns:
-        Scalar. A zero centred norm (constant rows) gives 1.0 by convention.
+        :class:`~geomtax.Estimate`. Status ``nonfinite_input`` (NaN or inf in an input) or
+        ``degenerate_input`` (an input with all rows identical: the normalisation is 0/0); the
+        value is NaN for both.
 
     Raises:
-        ValueError: mismatched rows, rank other than 2, n < 2, non-finite values, unknown
-            variant.
+        ValueError: mismatched rows, rank other than 2, n < 2, unknown variant.
+        TypeError: complex (or other non-real) input, a non-bool ``throw``.
+        StatusError: with ``throw=True``, a non-``ok`` status (a ``ValueError``).
 
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> x = jax.random.normal(jax.random.key(0), (20, 3))
         >>> q = jnp.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-        >>> round(float(procrustes_distortion(x, 2.5 * x @ q + 1.0)), 3)
+        >>> round(float(procrustes_distortion(x, 2.5 * x @ q + 1.0).value), 3)
         0.0
         >>> a = jnp.array([[1.0, 3], [1, 2], [1, 1], [2, 1]])
         >>> b = jnp.array([[4.0, -2], [4, -4], [4, -6], [2, -6]])
-        >>> round(float(procrustes_distortion(a, b, variant="similarity")), 4)
+        >>> round(float(procrustes_distortion(a, b, variant="similarity").value), 4)
         0.0
+        >>> procrustes_distortion(jnp.ones((4, 2)), b, throw=False).status_name
+        'degenerate_input'
     """
+    return _procrustes_public(x, y, variant, throw, "procrustes_distortion")
+
+
+def _procrustes_public(x, y, variant, throw, function):
     check_choice("variant", variant, VARIANTS)
-    x, y = prepare_paired(x, y, min_rows=2, what="procrustes_distortion")
-    return _procrustes_impl(x, y, variant=variant)
+    throw = check_bool("throw", throw)
+    x, y, finite = prepare_paired_flagged(x, y, min_rows=2, what=function)
+    res = _procrustes_impl(x, y, finite, variant=variant)
+    return finish(res, throw=throw, function=function, details={"degenerate_input": _DEGENERATE})
 
 
 @eqx.filter_jit
-def _procrustes_impl(x, y, *, variant):
-    nu, degenerate = _nuclear(x, y)
+def _procrustes_impl(x, y, finite, *, variant):
+    nu, degenerate = _nuclear(_sanitize(x, finite), _sanitize(y, finite))
+    status = _status(finite, degenerate)
     if variant == "rotation":
-        return jnp.where(degenerate, 1.0, _safe_sqrt(1.0 - nu)).astype(x.dtype)
-    return jnp.where(degenerate, 1.0, 1.0 - nu * nu).astype(x.dtype)
+        value = _safe_sqrt(1.0 - nu)
+    elif variant == "similarity":
+        value = 1.0 - nu * nu
+    else:  # "nuclear": the shesha similarity
+        value = nu
+    return Estimate(nan_unless_ok(value.astype(x.dtype), status), status)
 
 
-def procrustes_disparity(x: Samples, y: Samples) -> Float[Array, ""]:
+def procrustes_disparity(x: Samples, y: Samples, *, throw: bool = True) -> Estimate:
     r"""``scipy.spatial.procrustes`` disparity :math:`1 - \lVert X_n^\top Y_n\rVert_*^2` (paired).
 
-    Same as ``procrustes_distortion(x, y, variant="similarity")``; equals :math:`2D^2 - D^4`.
+    Same as ``procrustes_distortion(x, y, variant="similarity")`` (its arguments, status codes
+    and errors); equals :math:`2D^2 - D^4`.
+
+    Args:
+        x: shape (n, d_x), n >= 2.
+        y: shape (n, d_y), paired row by row with ``x``.
+        throw: raise on a non-``ok`` status (see :func:`procrustes_distortion`).
+
+    Returns:
+        :class:`~geomtax.Estimate` (``nonfinite_input`` / ``degenerate_input`` give NaN).
 
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(1), (10, 2))
-        >>> round(float(procrustes_disparity(x, -3.0 * x)), 4)
+        >>> round(float(procrustes_disparity(x, -3.0 * x).value), 4)
         0.0
     """
-    return procrustes_distortion(x, y, variant="similarity")
+    return _procrustes_public(x, y, "similarity", throw, "procrustes_disparity")
 
 
-def procrustes_similarity(x: Samples, y: Samples) -> Float[Array, ""]:
+def procrustes_similarity(x: Samples, y: Samples, *, throw: bool = True) -> Estimate:
     r"""Shesha Procrustes similarity :math:`\lVert X_n^\top Y_n\rVert_* = 1 - D^2` in [0, 1].
 
-    Paired. A zero centred norm gives 0.0.
+    Paired; arguments, status codes and errors as :func:`procrustes_distortion`.
+
+    Args:
+        x: shape (n, d_x), n >= 2.
+        y: shape (n, d_y), paired row by row with ``x``.
+        throw: raise on a non-``ok`` status (see :func:`procrustes_distortion`).
+
+    Returns:
+        :class:`~geomtax.Estimate` (``nonfinite_input`` / ``degenerate_input`` give NaN).
 
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(2), (10, 3))
-        >>> round(float(procrustes_similarity(x, x + 5.0)), 4)
+        >>> round(float(procrustes_similarity(x, x + 5.0).value), 4)
         1.0
     """
-    x, y = prepare_paired(x, y, min_rows=2, what="procrustes_similarity")
-    return _similarity_impl(x, y)
+    check_bool("throw", throw)
+    x, y, finite = prepare_paired_flagged(x, y, min_rows=2, what="procrustes_similarity")
+    res = _procrustes_impl(x, y, finite, variant="nuclear")
+    return finish(
+        res,
+        throw=throw,
+        function="procrustes_similarity",
+        details={"degenerate_input": _DEGENERATE},
+    )
 
 
-@eqx.filter_jit
-def _similarity_impl(x, y):
-    nu, _ = _nuclear(x, y)
-    return nu.astype(x.dtype)
-
-
-class ProcrustesRatioResult(eqx.Module):
+class ProcrustesRatioResult(AbstractResult):
     r"""Result of :func:`procrustes_ratio` (arrays only).
 
     Attributes:
-        ratio: ``aligned / raw`` in [0, 1]; NaN when ``raw == 0`` (then ``undefined`` is True).
-        raw: :math:`\lVert \tilde X_c - \tilde X_p\rVert_F / \sqrt n` (embedding units).
-        aligned: residual after the best rotation and scale, same units.
-        undefined: True when ``raw == 0`` (the ratio is undefined).
+        ratio: ``aligned / raw`` in [0, 1]; NaN unless ``status`` is ``ok``.
+        raw: :math:`\lVert \tilde X_c - \tilde X_p\rVert_F / \sqrt n` (embedding units); kept
+            under ``degenerate_input``, NaN under ``nonfinite_input``.
+        aligned: residual after the best rotation and scale, same units and rule as ``raw``.
+        status: a :class:`~geomtax.Status`: ``ok``, ``nonfinite_input`` or
+            ``degenerate_input`` (``raw == 0``, so the ratio is 0/0, or an input with all rows
+            identical).
     """
 
     ratio: Float[Array, ""]
     raw: Float[Array, ""]
     aligned: Float[Array, ""]
-    undefined: Bool[Array, ""]
+    status: object
 
 
-def procrustes_ratio(x_clean: Samples, x_perturbed: Samples) -> ProcrustesRatioResult:
+def procrustes_ratio(
+    x_clean: Samples, x_perturbed: Samples, *, throw: bool = True
+) -> ProcrustesRatioResult:
     r"""How much of a perturbation a rigid rotation plus scale can undo (paired).
 
     With column-centred :math:`\tilde X_c, \tilde X_p`:
@@ -161,42 +223,65 @@ def procrustes_ratio(x_clean: Samples, x_perturbed: Samples) -> ProcrustesRatioR
     \mathrm{tr}(\tilde X_a^\top \tilde X_a)`; :math:`\mathrm{aligned} = \lVert \tilde X_c -
     s\tilde X_a\rVert_F/\sqrt n` and ``ratio = aligned / raw`` in [0, 1]. Near 1: non-rigid
     damage ("brittle glass"); near 0.1-0.3: mostly rigid drift ("untethered gel"). Report
-    ``raw`` too: tiny perturbations also give ratios near 1.
+    ``raw`` too: tiny perturbations also give ratios near 1. The ratio is invariant to a common
+    translation and scale of both inputs, ``raw`` and ``aligned`` scale with them; all three are
+    computed on centred data divided by a common scale (no float32 overflow at 1e30).
 
     Args:
         x_clean: shape (n, d).
         x_perturbed: shape (n, d), the same items perturbed (same d required).
+        throw: raise :class:`~geomtax.StatusError` on a non-``ok`` status (default); with
+            ``False`` the result is returned with its status.
 
     Returns:
-        :class:`ProcrustesRatioResult`; ``raw == 0`` gives ``ratio = NaN`` with
-        ``undefined = True``.
+        :class:`ProcrustesRatioResult`. ``nonfinite_input``: everything NaN.
+        ``degenerate_input`` (``raw == 0``, or an input with all rows identical): ``ratio``
+        NaN, ``raw`` and ``aligned`` kept.
 
     Raises:
-        ValueError: mismatched shapes, rank other than 2, n < 2, non-finite values.
+        ValueError: mismatched shapes, rank other than 2, n < 2.
+        TypeError: complex (or other non-real) input.
+        StatusError: with ``throw=True``, a non-``ok`` status.
 
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> x = jax.random.normal(jax.random.key(0), (40, 2))
         >>> rot = jnp.array([[0.0, -1.0], [1.0, 0.0]])
         >>> r = procrustes_ratio(x, 2.0 * x @ rot)
-        >>> round(float(r.ratio), 4), bool(r.undefined)
-        (0.0, False)
+        >>> round(float(r.ratio), 4), r.status_name
+        (0.0, 'ok')
     """
-    x, y = prepare_paired(
+    throw = check_bool("throw", throw)
+    x, y, finite = prepare_paired_flagged(
         x_clean, x_perturbed, min_rows=2, what="procrustes_ratio", names=("x_clean", "x_perturbed")
     )
     if x.shape[1] != y.shape[1]:
         raise ValueError(
             f"procrustes_ratio needs equal column counts; got {tuple(x.shape)} and {tuple(y.shape)}"
         )
-    return _ratio_impl(x, y)
+    res = _ratio_impl(x, y, finite)
+    return finish(
+        res,
+        throw=throw,
+        function="procrustes_ratio",
+        details={
+            "degenerate_input": "raw == 0 (the inputs agree up to translation) or an "
+            "input has all rows identical"
+        },
+    )
 
 
 @eqx.filter_jit
-def _ratio_impl(xc, xp):
+def _ratio_impl(xc, xp, finite):
     n = xc.shape[0]
-    xc = xc - jnp.mean(xc, axis=0, keepdims=True)
-    xp = xp - jnp.mean(xp, axis=0, keepdims=True)
+    xc, xp = _sanitize(xc, finite), _sanitize(xp, finite)
+    constant = is_constant(xc) | is_constant(xp)
+    xc = standardize_cloud(xc, scale=False)
+    xp = standardize_cloud(xp, scale=False)
+    # one common scale for both (raw and aligned are in embedding units: multiply back at the end)
+    scale = jnp.maximum(jnp.max(jnp.abs(xc)), jnp.max(jnp.abs(xp)))
+    scale = jnp.where(scale > 0, scale, jnp.ones_like(scale))
+    xc, xp = xc / scale, xp / scale
     root_n = jnp.sqrt(jnp.asarray(n, xc.dtype))
     raw = jnp.sqrt(jnp.sum((xc - xp) ** 2)) / root_n
     nc = jnp.sqrt(jnp.sum(xc * xc))
@@ -207,6 +292,10 @@ def _ratio_impl(xc, xp):
     den = jnp.sum(xa * xa)
     s = jnp.where(den > 0, jnp.sum(xc * xa) / jnp.where(den > 0, den, 1.0), 0.0)
     aligned = jnp.sqrt(jnp.sum((xc - s * xa) ** 2)) / root_n
-    undefined = raw <= 0
-    ratio = jnp.where(undefined, jnp.nan, aligned / jnp.where(undefined, 1.0, raw))
-    return ProcrustesRatioResult(ratio, raw, aligned, undefined)
+    zero_raw = raw <= 0
+    status = _status(finite, zero_raw | constant)
+    ratio = nan_unless_ok(aligned / jnp.where(zero_raw, 1.0, raw), status)
+    keep = ("degenerate_input",)
+    raw = nan_unless_ok(raw * scale, status, keep=keep)
+    aligned = nan_unless_ok(aligned * scale, status, keep=keep)
+    return ProcrustesRatioResult(ratio, raw, aligned, status)

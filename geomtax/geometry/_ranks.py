@@ -23,6 +23,9 @@ ranks of ties, which are half-integers, stay exact in integer arithmetic):
   shrinks with fewer values per bucket.
 """
 
+import functools
+
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -118,6 +121,22 @@ def twice_ranks_binned(v, *, num_buckets: int | None = None):
     return 2 * start[b] + counts[b] + 1, err
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def no_derivative(x, message: str):
+    """``x`` unchanged; differentiating through it raises ``TypeError(message)``.
+
+    For metrics that are piecewise constant in their inputs (exact ranks, k-NN sets): their
+    derivative is zero almost everywhere, so ``jax.grad`` would silently return zeros. Only an
+    input that actually carries a tangent triggers the error (symbolic-zero tangents do not).
+    """
+    return x
+
+
+@no_derivative.defjvp
+def _no_derivative_jvp(message, primals, tangents):
+    raise TypeError(message)
+
+
 def tree_sum(x):
     """Sum of a vector in two levels (blocks of 4096), so float32 rounding stays ~1e-7 relative."""
     n = x.shape[0]
@@ -172,13 +191,66 @@ def spearman(u, v, *, rank_method: str = "exact", num_buckets: int | None = None
 
 
 def pearson(u, v):
-    """Pearson correlation (two-pass, centred); differentiable. Returns ``(r, constant)``."""
+    """Pearson correlation (two-pass, centred); differentiable. Returns ``(r, constant)``.
+
+    ``constant`` is exact (``max == min`` of a vector), never a threshold on the centred sum of
+    squares: the mean of a constant float vector is not exactly its value, so that sum reads
+    as a tiny positive number. ``r`` is 0.0 where ``constant`` (callers turn it into a status).
+    """
+    constant = (jnp.max(u) == jnp.min(u)) | (jnp.max(v) == jnp.min(v))
     u = u - tree_sum(u) / u.shape[0]
     v = v - tree_sum(v) / v.shape[0]
     suu, svv, suv = tree_sum(u * u), tree_sum(v * v), tree_sum(u * v)
-    constant = (suu <= 0) | (svv <= 0)
+    constant = constant | (suu <= 0) | (svv <= 0)
     r = suv / jnp.sqrt(jnp.where(constant, 1.0, suu * svv))
     return jnp.where(constant, 0.0, jnp.clip(r, -1.0, 1.0)), constant
+
+
+#: the soft-rank path evaluates p x p sigmoids (in tiles); it refuses more values than this
+SOFT_MAX_VALUES = 1 << 16
+#: entries per sigmoid tile of the soft-rank path (16 MB in float32)
+SOFT_TILE_ELEMENTS = 1 << 22
+
+
+def soft_ranks(v, temperature):
+    r"""Differentiable 1-based ranks :math:`r_i = \tfrac12 + \sum_j \sigma((z_i - z_j)/t)`.
+
+    ``z`` is ``v`` standardised (mean 0, standard deviation 1), so the temperature ``t`` is in
+    units of the spread of ``v`` and the ranks are invariant to affine maps of ``v``. As
+    ``t -> 0`` every :math:`\sigma` tends to the step function with :math:`\sigma(0) = 1/2`,
+    so :math:`r` tends to the average (mid) rank, ties included. Cost O(p^2) time in tiles of
+    :data:`SOFT_TILE_ELEMENTS` (O(p) memory, rematerialised under ``grad``).
+
+    Returns:
+        ``(ranks, constant)``; a constant ``v`` (exact test) gives ranks all equal.
+    """
+    p = v.shape[0]
+    constant = jnp.max(v) == jnp.min(v)
+    c = v - tree_sum(v) / p
+    sd = jnp.sqrt(tree_sum(c * c) / p)
+    good = ~constant & (sd > 0)
+    z = jnp.where(good, c / jnp.where(good, sd, jnp.ones_like(sd)), jnp.zeros_like(c))
+    b = max(1, min(p, SOFT_TILE_ELEMENTS // max(p, 1)))
+    pad = (-p) % b
+    zb = jnp.pad(z, (0, pad)).reshape(-1, b)
+
+    def tile(block):
+        return jnp.sum(jax.nn.sigmoid((block[:, None] - z[None, :]) / temperature), axis=1)
+
+    r = lax.map(jax.checkpoint(tile), zb).reshape(-1)[:p]
+    return 0.5 + r, constant
+
+
+def soft_spearman(u, v, temperature):
+    """Pearson correlation of the soft ranks of ``u`` and ``v``; differentiable.
+
+    Returns:
+        ``(rho, constant)`` (``rho`` 0.0 where ``constant``, as :func:`pearson`).
+    """
+    ru, cu = soft_ranks(u, temperature)
+    rv, cv = soft_ranks(v, temperature)
+    rho, constant = pearson(ru, rv)
+    return rho, constant | cu | cv
 
 
 def pearson_influence_se(u, v):
@@ -201,10 +273,13 @@ def pearson_influence_se(u, v):
 
 __all__ = [
     "MAX_BUCKETS",
+    "no_derivative",
     "num_buckets_for",
     "pearson",
     "pearson_influence_se",
     "rank_correlation",
+    "soft_ranks",
+    "soft_spearman",
     "sortable_keys",
     "spearman",
     "tree_sum",
