@@ -127,14 +127,16 @@ def test_rdm_similarity_invariances():
         np.testing.assert_allclose(r.value, 1.0, atol=1e-5)
 
 
-def test_rdm_constant_gives_zero_and_flag():
+def test_rdm_constant_gives_nan_and_degenerate_status():
     x = np.ones((40, 6), np.float32)
     y = _rng(0).normal(size=(40, 6)).astype(np.float32)
     for method in ("spearman", "pearson"):
-        r = gg.rdm_similarity(x, y, metric="euclidean", method=method)
-        assert float(r.value) == 0.0 and bool(r.constant)
-        d = gg.rdm_drift(x, y, metric="euclidean", method=method)
-        assert float(d.value) == 1.0
+        r = gg.rdm_similarity(x, y, metric="euclidean", method=method, throw=False)
+        assert np.isnan(float(r.value)) and r.status_name == "degenerate_input"
+        d = gg.rdm_drift(x, y, metric="euclidean", method=method, throw=False)
+        assert np.isnan(float(d.value)) and d.status_name == "degenerate_input"
+        with pytest.raises(gt.StatusError, match="rdm_similarity: degenerate_input"):
+            gg.rdm_similarity(x, y, metric="euclidean", method=method)
 
 
 def test_sampled_pairs_single_draw():
@@ -186,39 +188,41 @@ def test_procrustes_against_scipy(x64):
     a = rng.normal(size=(25, 4))
     b = a + 0.7 * rng.normal(size=(25, 4))
     _, _, disparity = scipy_procrustes(a, b)
-    np.testing.assert_allclose(gg.procrustes_disparity(a, b), disparity, atol=1e-10)
+    np.testing.assert_allclose(gg.procrustes_disparity(a, b).value, disparity, atol=1e-10)
     np.testing.assert_allclose(
-        gg.procrustes_distortion(a, b, variant="similarity"), disparity, atol=1e-10
+        gg.procrustes_distortion(a, b, variant="similarity").value, disparity, atol=1e-10
     )
     xc, yc = a - a.mean(0), b - b.mean(0)
     xn, yn = xc / np.linalg.norm(xc), yc / np.linalg.norm(yc)
     r, _ = orthogonal_procrustes(xn, yn)
     d_ref = np.linalg.norm(xn @ r - yn) / np.sqrt(2)
-    d = gg.procrustes_distortion(a, b)
+    d = gg.procrustes_distortion(a, b).value
     np.testing.assert_allclose(d, d_ref, atol=1e-10)
-    np.testing.assert_allclose(gg.procrustes_similarity(a, b), 1 - d_ref**2, atol=1e-10)
+    np.testing.assert_allclose(gg.procrustes_similarity(a, b).value, 1 - d_ref**2, atol=1e-10)
     np.testing.assert_allclose(disparity, 2 * d_ref**2 - d_ref**4, atol=1e-10)
-    np.testing.assert_allclose(gg.procrustes_distortion(b, a), d, atol=1e-10)  # symmetric
+    np.testing.assert_allclose(gg.procrustes_distortion(b, a).value, d, atol=1e-10)  # symmetric
 
 
 def test_procrustes_zero_for_similarity_copies_and_scipy_docs_example():
     a = np.array([[1, 3], [1, 2], [1, 1], [2, 1]], np.float32)
     b = np.array([[4, -2], [4, -4], [4, -6], [2, -6]], np.float32)
-    assert float(gg.procrustes_disparity(a, b)) < 1e-6
+    assert float(gg.procrustes_disparity(a, b).value) < 1e-6
     x = _rng(7).normal(size=(30, 5)).astype(np.float32)
     y = 2.5 * x @ _rot(5, 1).astype(np.float32) + 4.0
-    assert float(gg.procrustes_distortion(x, y)) < 2e-3
-    assert float(gg.procrustes_disparity(x, y)) < 1e-5
+    assert float(gg.procrustes_distortion(x, y).value) < 2e-3
+    assert float(gg.procrustes_disparity(x, y).value) < 1e-5
 
 
 def test_procrustes_degenerate_and_padding():
     x = _rng(8).normal(size=(10, 3)).astype(np.float32)
-    assert float(gg.procrustes_distortion(np.ones((10, 3), np.float32), x)) == 1.0
-    assert float(gg.procrustes_disparity(np.ones((10, 3), np.float32), x)) == 1.0
+    ones = np.ones((10, 3), np.float32)
+    for fn in (gg.procrustes_distortion, gg.procrustes_disparity, gg.procrustes_similarity):
+        r = fn(ones, x, throw=False)
+        assert np.isnan(float(r.value)) and r.status_name == "degenerate_input"
     y = _rng(9).normal(size=(10, 2)).astype(np.float32)
     ypad = np.concatenate([y, np.zeros((10, 1), np.float32)], axis=1)
     np.testing.assert_allclose(
-        gg.procrustes_distortion(x, y), gg.procrustes_distortion(x, ypad), atol=1e-6
+        gg.procrustes_distortion(x, y).value, gg.procrustes_distortion(x, ypad).value, atol=1e-6
     )
 
 
@@ -237,8 +241,10 @@ def test_procrustes_ratio_matches_numpy(x64):
         [r.raw, r.aligned, r.ratio], [raw, aligned, aligned / raw], atol=1e-9
     )
     assert 0 <= float(r.ratio) <= 1
-    same = gg.procrustes_ratio(xc, xc)
-    assert bool(same.undefined) and np.isnan(float(same.ratio))
+    assert r.status_name == "ok"
+    same = gg.procrustes_ratio(xc, xc, throw=False)
+    assert same.status_name == "degenerate_input" and np.isnan(float(same.ratio))
+    assert float(same.raw) == 0.0
 
 
 # ----------------------------------------------------------------------------- CKA
@@ -258,8 +264,8 @@ def test_cka_invariances_and_constant():
     y = -3.0 * x @ _rot(5, 3).astype(np.float32) + 1.0
     for kernel in ("linear", "rbf"):
         np.testing.assert_allclose(gg.cka(x, y, kernel=kernel).value, 1.0, atol=1e-4)
-    r = gg.cka(np.ones((40, 5), np.float32), x)
-    assert bool(r.undefined) and np.isnan(float(r.value))
+    r = gg.cka(np.ones((40, 5), np.float32), x, throw=False)
+    assert r.status_name == "degenerate_input" and np.isnan(float(r.value))
 
 
 def test_debiased_cka_near_zero_for_independent():
