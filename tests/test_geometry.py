@@ -452,18 +452,20 @@ def test_report_matches_individual_metrics(block_size):
         "procrustes_disparity": gg.procrustes_disparity(x, y),
         "cka_linear": gg.cka(x, y).value,
         "rdm_similarity": gg.rdm_similarity(x, y, metric="euclidean").value,
-        "trustworthiness": gg.trustworthiness(x, y, k=5),
-        "continuity": gg.continuity(x, y, k=5),
-        "knn_overlap": gg.knn_overlap(x, y, k=5),
-        "knn_jaccard": gg.knn_jaccard(x, y, k=5),
-        "stress": gg.stress(x, y),
+        "trustworthiness": gg.trustworthiness(x, y, k=5).value,
+        "continuity": gg.continuity(x, y, k=5).value,
+        "knn_overlap": gg.knn_overlap(x, y, k=5).value,
+        "knn_jaccard": gg.knn_jaccard(x, y, k=5).value,
+        "stress": gg.stress(x, y).value,
         "bilipschitz": gg.bilipschitz_distortion(x, y).distortion,
     }
     for name, value in expect.items():
         np.testing.assert_allclose(getattr(rep, name), value, rtol=2e-5, atol=1e-6, err_msg=name)
     text = str(rep)
-    assert "trustworthiness" in text and "Procrustes D" in text
-    assert set(rep.to_dict()) >= set(expect)
+    assert "trustworthiness" in text and "Procrustes D" in text and "| ok |" in text
+    d = rep.to_dict()
+    assert set(d) >= set(expect) and d["status"] == "ok"
+    assert set(d["statuses"]) >= set(expect) and set(d["statuses"].values()) == {"ok"}
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -6,17 +6,36 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from .._chunking import scan_row_blocks
+from .._chunking import resolve_block_size, scan_row_blocks
 from .._custom_types import KeyArray, Samples
-from .._errors import check_choice
-from ._checks import check_block_size, check_k, prepare_paired
-from ._cka import _linear
-from ._distances import _cross
-from ._neighbors import _knn, _ranks_of, _t_from_penalty
-from ._procrustes import _nuclear, _safe_sqrt
-from ._ranks import spearman
-from ._rdm import RANK_METHODS, _pair_values, _resolve_rank_method, _sampled_impl
-from ._stability import _feature_split_impl, _rm
+from .._errors import check_bool, check_choice, check_int, is_traced
+from .._numerics import is_constant
+from .._status import (
+    STATUS_NAMES,
+    AbstractResult,
+    Status,
+    finish,
+    nan_unless_ok,
+    select,
+    status_name,
+    worst,
+)
+from ._checks import check_block_size, check_k, nondifferentiable, prepare_paired_flagged
+from ._cka import cka
+from ._distances import _cross, _frame
+from ._neighbors import (
+    _clean,
+    _knn,
+    _ranks_of,
+    _stress_frames,
+    _t_from_penalty,
+    neighbor_row_bytes,
+    neighbor_status,
+    pair_row_bytes,
+)
+from ._procrustes import procrustes_disparity, procrustes_distortion
+from ._rdm import RANK_METHODS, rdm_similarity
+from ._stability import feature_split_stability
 
 #: (field, label, format) rows of the printed table, in order
 _ROWS = (
@@ -32,19 +51,26 @@ _ROWS = (
     ("bilipschitz", "bi-Lipschitz distortion", "1 = similarity transform"),
     ("feature_split_stability", "feature-split stability (y)", "Shesha, self-consistency"),
 )
+METRIC_FIELDS = tuple(field for field, _, _ in _ROWS)
 
 
-class DistortionReport(eqx.Module):
+class DistortionReport(AbstractResult):
     """Every suite metric for one paired embedding (arrays only; vmappable).
+
+    Status: ``statuses`` maps every metric field name to its own :class:`geomtax.Status`
+    (exactly what the metric's own function returns on these inputs; its value is NaN
+    unless that status is ``ok``), and ``status`` is the worst of them in the library's
+    precedence order (``nonfinite_input`` > ``degenerate_input`` > ...), so ``report.ok`` means
+    every metric is valid. ``feature_split_stability`` has no entry when it is disabled
+    (``n_splits=0`` or ``d_y < 4``; its value is then NaN by design).
 
     Attributes:
         n: number of rows.
         k: neighborhood size used.
         procrustes_distortion: D (rotation variant) in [0, 1].
         procrustes_disparity: scipy disparity in [0, 1].
-        cka_linear: linear CKA (NaN if an input is constant).
-        rdm_similarity: Spearman correlation of the Euclidean RDMs (0.0 if constant).
-        rdm_constant: flag for a constant RDM.
+        cka_linear: linear CKA.
+        rdm_similarity: Spearman correlation of the Euclidean RDMs.
         rdm_stderr: standard error when pairs were sampled (else 0).
         rdm_rank_error_bound: bound from binned ranking (else 0).
         trustworthiness: T(k).
@@ -55,6 +81,8 @@ class DistortionReport(eqx.Module):
         bilipschitz: max expansion x max contraction (``inf`` if ``bilipschitz_collapsed``).
         bilipschitz_collapsed: a pair has exactly one zero distance.
         feature_split_stability: Shesha score of ``y`` (NaN if d_y < 4 or disabled).
+        statuses: dict, metric field name -> :class:`geomtax.Status`.
+        status: the worst of ``statuses``.
     """
 
     n: Int[Array, ""]
@@ -63,7 +91,6 @@ class DistortionReport(eqx.Module):
     procrustes_disparity: Float[Array, ""]
     cka_linear: Float[Array, ""]
     rdm_similarity: Float[Array, ""]
-    rdm_constant: Bool[Array, ""]
     rdm_stderr: Float[Array, ""]
     rdm_rank_error_bound: Float[Array, ""]
     trustworthiness: Float[Array, ""]
@@ -74,36 +101,50 @@ class DistortionReport(eqx.Module):
     bilipschitz: Float[Array, ""]
     bilipschitz_collapsed: Bool[Array, ""]
     feature_split_stability: Float[Array, ""]
+    statuses: dict
+    status: object
 
     def to_dict(self) -> dict:
-        """Plain Python scalars (or nested lists for a vmapped report), keyed by field name."""
+        """Plain Python values keyed by field name (nested lists for a vmapped report).
+
+        ``status`` becomes a status name and ``statuses`` a dict of names.
+        """
         out = {}
         for name in self.__dataclass_fields__:
-            v = np.asarray(getattr(self, name))
-            out[name] = v.item() if v.ndim == 0 else v.tolist()
+            if name == "statuses":
+                out[name] = {m: _name(s) for m, s in self.statuses.items()}
+            elif name == "status":
+                out[name] = _name(self.status)
+            else:
+                v = np.asarray(getattr(self, name))
+                out[name] = v.item() if v.ndim == 0 else v.tolist()
         return out
 
     def __str__(self) -> str:
         """Readable Markdown table (one column per report when vmapped)."""
         d = self.to_dict()
         batched = isinstance(d["n"], list)
-        head = f"distortion report (n = {d['n']}, k = {d['k']})"
-        lines = [head, "", "| metric | value | reading |", "|---|---|---|"]
+        head = f"distortion report (n = {d['n']}, k = {d['k']}, status = {d['status']})"
+        lines = [head, "", "| metric | value | status | reading |", "|---|---|---|---|"]
         for field, label, reading in _ROWS:
             v = d[field]
+            st = d["statuses"].get(field, "disabled")
             if batched:
                 text = ", ".join(f"{a:.4g}" for a in v)
+                st = ", ".join(st) if isinstance(st, list) else st
             else:
                 text = f"{v:.4g}"
-                if field == "rdm_similarity":
-                    if d["rdm_constant"]:
-                        text += " (constant RDM)"
-                    if d["rdm_stderr"] > 0:
-                        text += f" ± {d['rdm_stderr']:.2g}"
+                if field == "rdm_similarity" and d["rdm_stderr"] > 0:
+                    text += f" ± {d['rdm_stderr']:.2g}"
                 if field == "bilipschitz" and d["bilipschitz_collapsed"]:
                     text += " (collapsed pair)"
-            lines.append(f"| {label} | {text} | {reading} |")
+            lines.append(f"| {label} | {text} | {st} | {reading} |")
         return "\n".join(lines)
+
+
+def _name(status):
+    names = status_name(status)
+    return names if isinstance(names, str) else np.asarray(names).tolist()
 
 
 def distortion_report(
@@ -112,36 +153,48 @@ def distortion_report(
     *,
     key: KeyArray,
     k: int = 10,
-    block_size: int | None = None,
+    block_size: int | str | None = "auto",
     max_pairs: int | None = None,
     rank_method: str = "auto",
     n_splits: int = 10,
     max_samples: int = 1000,
+    throw: bool = True,
 ) -> DistortionReport:
     r"""Run the distortion suite once on a paired embedding, sharing the distance computation.
 
     Paired: ``x`` is the reference (ground-truth state or clean embedding), ``y`` the embedding.
     One tiled pass over row blocks computes the Euclidean distance tiles of both spaces once and
     feeds trustworthiness, continuity, k-NN overlap/Jaccard, Kruskal stress and the
-    bi-Lipschitz distortion from them; the same full distance matrices feed the Spearman RDM
-    similarity when ``block_size`` is ``None`` (otherwise the RDMs are built separately, or
-    sampled with ``max_pairs``). Procrustes and linear CKA use O(n d^2) feature-space forms; the
-    feature-split stability of ``y`` (``n_splits`` splits, cosine, ``max_samples`` rows) uses
-    ``key``. Every metric follows the conventions of its own function.
+    bi-Lipschitz distortion from them; Procrustes, linear CKA, the Spearman RDM similarity
+    (Euclidean; sampled with ``max_pairs``) and the feature-split stability of ``y``
+    (``n_splits`` splits, cosine, ``max_samples`` rows) come from their own functions with
+    ``throw=False``. Every metric follows the conventions, invariances and status rules of its
+    own function (see docs/reference/geometry.md).
 
     Args:
         x: reference, shape (n, d_x), n > 2k.
         y: embedding, shape (n, d_y).
         key: PRNG key (feature splits, sampled pairs).
-        k: neighborhood size, ``1 <= k < n / 2``.
-        block_size: rows per tile (bounded memory), or ``None`` for dense.
+        k: neighborhood size, ``1 <= k < n / 2`` (Python or NumPy int).
+        block_size: rows per tile: ``"auto"`` (tiles <= 64 MiB), an int, or ``None`` (dense).
         max_pairs: sample this many pairs for the RDM similarity (``None``: all pairs).
         rank_method: Spearman ranking, see :func:`~geomtax.geometry.rdm_similarity`.
         n_splits: feature splits for the stability score (0 disables it: NaN).
         max_samples: row cap of the feature-split score.
+        throw: raise :class:`geomtax.StatusError` when ``status`` (the worst metric status) is
+            not ``ok``; the message names the metrics concerned. With ``False`` the report is
+            returned with every status, under ``jit`` too.
 
     Returns:
-        :class:`DistortionReport`; ``print(report)`` shows a table, ``report.to_dict()`` a dict.
+        :class:`DistortionReport`; ``print(report)`` shows a table with a status column,
+        ``report.to_dict()`` a dict. Statuses per metric: ``ok``, ``nonfinite_input`` (NaN or
+        inf in ``x`` or ``y``: every metric), ``degenerate_input`` (e.g. every row of ``x`` or
+        ``y`` identical; a constant RDM; no valid feature split).
+
+    Raises:
+        ValueError: mismatched rows, k out of range, bad options; :class:`geomtax.StatusError`
+            for a non-``ok`` status when ``throw=True``.
+        TypeError: complex input, non-int options, differentiation (rank-based metrics).
 
     Examples:
         >>> import jax
@@ -149,42 +202,118 @@ def distortion_report(
         >>> rep = distortion_report(x, 2.0 * x, key=jax.random.key(1), k=5, n_splits=2)
         >>> round(float(rep.procrustes_distortion), 3), float(rep.trustworthiness)
         (0.0, 1.0)
+        >>> rep.status_name, rep.to_dict()["statuses"]["stress"]
+        ('ok', 'ok')
     """
     check_choice("rank_method", rank_method, RANK_METHODS)
     check_block_size(block_size)
+    throw = check_bool("throw", throw)
     if key is None:
         raise ValueError("distortion_report needs an explicit PRNG `key`")
-    x, y = prepare_paired(x, y, min_rows=4, what="distortion_report")
+    n_splits = check_int("n_splits", n_splits, minimum=0)
+    max_samples = check_int("max_samples", max_samples, minimum=4)
+    if max_pairs is not None:
+        max_pairs = check_int("max_pairs", max_pairs, minimum=64)
+    x, y, finite = prepare_paired_flagged(x, y, min_rows=4, what="distortion_report")
     n = x.shape[0]
-    check_k(k, n, shape=x.shape)
-    if max_pairs is not None and (not isinstance(max_pairs, int) or max_pairs < 64):
-        raise ValueError(f"max_pairs must be an int >= 64, got {max_pairs!r}")
-    return _report_impl(
+    k = check_k(k, n, shape=x.shape)
+    item = x.dtype.itemsize
+    bs = resolve_block_size(
+        block_size, n, row_bytes=neighbor_row_bytes(n, k, item) + pair_row_bytes(n, item)
+    )
+    x = nondifferentiable(x, "distortion_report")
+    y = nondifferentiable(y, "distortion_report")
+    kp, kf = jax.random.split(key)
+
+    p = _pass_impl(x, y, finite, k=k, block_size=bs)
+    proc = procrustes_distortion(x, y, throw=False)
+    disp = procrustes_disparity(x, y, throw=False)
+    ck = cka(x, y, throw=False)
+    rs = rdm_similarity(
         x,
         y,
-        key,
-        k=k,
-        block_size=block_size,
+        metric="euclidean",
         max_pairs=max_pairs,
-        rm=_resolve_rank_method(rank_method, max_pairs or n * (n - 1) // 2),
-        n_splits=n_splits,
-        max_samples=max_samples,
+        key=kp if max_pairs is not None else None,
+        block_size=bs,
+        rank_method=rank_method,
+        throw=False,
     )
+    statuses = {
+        "procrustes_distortion": proc.status,
+        "procrustes_disparity": disp.status,
+        "cka_linear": ck.status,
+        "rdm_similarity": rs.status,
+        **p["statuses"],
+    }
+    dt = x.dtype
+    if n_splits > 0 and y.shape[1] >= 4:
+        fs = feature_split_stability(
+            y, key=kf, n_splits=n_splits, metric="cosine", max_samples=max_samples, throw=False
+        )
+        fs_value = fs.value
+        statuses["feature_split_stability"] = fs.status
+    else:
+        fs_value = jnp.full((), jnp.nan, dt)
+    report = DistortionReport(
+        n=jnp.asarray(n, jnp.int32),
+        k=jnp.asarray(k, jnp.int32),
+        procrustes_distortion=jnp.asarray(proc.value, dt),
+        procrustes_disparity=jnp.asarray(disp.value, dt),
+        cka_linear=jnp.asarray(ck.value, dt),
+        rdm_similarity=jnp.asarray(rs.value, dt),
+        rdm_stderr=jnp.asarray(rs.stderr, dt),
+        rdm_rank_error_bound=jnp.asarray(rs.rank_error_bound, dt),
+        trustworthiness=p["trustworthiness"],
+        continuity=p["continuity"],
+        knn_overlap=p["knn_overlap"],
+        knn_jaccard=p["knn_jaccard"],
+        stress=p["stress"],
+        bilipschitz=p["bilipschitz"],
+        bilipschitz_collapsed=p["bilipschitz_collapsed"],
+        feature_split_stability=jnp.asarray(fs_value, dt),
+        statuses=statuses,
+        status=worst(*statuses.values()),
+    )
+    return finish(report, throw=throw, function="distortion_report", details=_details(statuses))
+
+
+def _details(statuses) -> dict[str, str]:
+    """Per status name, the metrics that have it (concrete statuses only)."""
+    if any(is_traced(s._value) for s in statuses.values()):
+        return {name: "see report.statuses" for name in STATUS_NAMES}
+    out = {}
+    for name in STATUS_NAMES:
+        code = int(Status._name_to_item[name]._value)
+        hit = [m for m, s in statuses.items() if np.any(np.asarray(s._value) == code)]
+        if hit:
+            out[name] = "metrics: " + ", ".join(hit)
+    return out
 
 
 @eqx.filter_jit
-def _report_impl(x, y, key, *, k, block_size, max_pairs, rm, n_splits, max_samples):
+def _pass_impl(x, y, finite, *, k, block_size):
+    """The shared tiled pass: neighbour scores, raw stress and bi-Lipschitz, with statuses."""
     n = x.shape[0]
     acc = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
+    nb_status = neighbor_status(x, y, finite)
+    st_status = select((~finite, Status.nonfinite_input), (is_constant(x), Status.degenerate_input))
+    x, y = _clean(x, finite), _clean(y, finite)
+    xs, ys = _stress_frames(x, y, False)  # stress: separate centring, one common scale
+    xb_ = _frame(x)[0]  # neighbours and bi-Lipschitz: each space in its own frame
+    yb_ = _frame(y)[0]
     dxcol = x.shape[1]
-    xy = jnp.concatenate([x, y], axis=1)
-    dense = block_size is None or block_size >= n
+    dycol = y.shape[1]
+    packed = jnp.concatenate([xb_, yb_, xs, ys], axis=1)
 
     def body(carry, block, start, valid):
-        xb, yb = block[:, :dxcol], block[:, dxcol:]
+        xb = block[:, :dxcol]
+        yb = block[:, dxcol : dxcol + dycol]
+        xsb = block[:, dxcol + dycol : 2 * dxcol + dycol]
+        ysb = block[:, 2 * dxcol + dycol :]
         rows = start + jnp.arange(xb.shape[0])
-        dx = _cross(xb, x, "euclidean")
-        dy = _cross(yb, y, "euclidean")
+        dx = _cross(xb, xb_, "euclidean")
+        dy = _cross(yb, yb_, "euclidean")
         ix = _knn(dx, rows, n, k)
         iy = _knn(dy, rows, n, k)
         vf = valid.astype(acc)
@@ -192,7 +321,9 @@ def _report_impl(x, y, key, *, k, block_size, max_pairs, rm, n_splits, max_sampl
         pen_c = jnp.sum(jnp.maximum(_ranks_of(dy, ix, rows, n) - k, 0), axis=1).astype(acc)
         o = jnp.sum(jnp.any(ix[:, :, None] == iy[:, None, :], axis=2), axis=1).astype(acc)
         mask = (rows[:, None] != jnp.arange(n)[None, :]) & valid[:, None]
-        r = jnp.where(mask, dx - dy, 0.0)
+        dsx = _cross(xsb, xs, "euclidean")
+        dsy = _cross(ysb, ys, "euclidean")
+        r = jnp.where(mask, dsx - dsy, 0.0)
         both = mask & (dx > 0) & (dy > 0)
         one = mask & ((dx > 0) != (dy > 0))
         return {
@@ -201,7 +332,7 @@ def _report_impl(x, y, key, *, k, block_size, max_pairs, rm, n_splits, max_sampl
             "overlap": carry["overlap"] + jnp.sum(o * vf) / k,
             "jaccard": carry["jaccard"] + jnp.sum(vf * o / (2 * k - o)),
             "num": carry["num"] + jnp.sum(r * r),
-            "den": carry["den"] + jnp.sum(jnp.where(mask, dx * dx, 0.0)),
+            "den": carry["den"] + jnp.sum(jnp.where(mask, dsx * dsx, 0.0)),
             "exp": jnp.maximum(
                 carry["exp"], jnp.max(jnp.where(both, dy / jnp.where(both, dx, 1), 0))
             ),
@@ -223,63 +354,30 @@ def _report_impl(x, y, key, *, k, block_size, max_pairs, rm, n_splits, max_sampl
         con=z,
         collapsed=jnp.zeros((), bool),
     )
-    zero = jnp.zeros((), x.dtype)
-    kp, kf = jax.random.split(key)
-    if dense:
-        s = body(init, xy, jnp.asarray(0), jnp.ones((n,), bool))
-        if max_pairs is None:
-            dx = _cross(x, x, "euclidean")
-            dy = _cross(y, y, "euclidean")
-            rho, rconst, bound = spearman(_pair_values(dx), _pair_values(dy), rank_method=rm)
-            rse = zero
-    else:
-        s = scan_row_blocks(body, init, xy, block_size=block_size, remat=False)
-    if max_pairs is not None:
-        r = _sampled_impl(
-            x, y, kp, metric="euclidean", method="spearman", m=max_pairs, rank_method=rm
-        )
-        rho, rconst, rse, bound = r.value, r.constant, r.stderr, r.rank_error_bound
-    elif not dense:
-        from ._distances import pairwise_distances
-
-        u = _pair_values(pairwise_distances(x, block_size=block_size))
-        v = _pair_values(pairwise_distances(y, block_size=block_size))
-        rho, rconst, bound = spearman(u, v, rank_method=rm)
-        rse = zero
-    nu, degenerate = _nuclear(x, y)
-    proc = jnp.where(degenerate, 1.0, _safe_sqrt(1.0 - nu))
-    disp = jnp.where(degenerate, 1.0, 1.0 - nu * nu)
-    hxy, hxx, hyy = _linear(x, y, False)
-    bad = (hxx <= 0) | (hyy <= 0)
-    cka_v = jnp.where(bad, jnp.nan, hxy / jnp.sqrt(jnp.where(bad, 1.0, hxx * hyy)))
-    stress_v = jnp.sqrt(s["num"] / jnp.where(s["den"] > 0, s["den"], jnp.nan))
-    bil = jnp.where(
-        s["collapsed"], jnp.inf, jnp.where(s["exp"] * s["con"] > 0, s["exp"] * s["con"], 1.0)
-    )
-    if n_splits > 0 and y.shape[1] >= 4 and n >= 4:
-        rows = min(n, max_samples)
-        fs = _feature_split_impl(
-            y, kf, n_splits=n_splits, metric="cosine", max_samples=max_samples, rm=_rm("auto", rows)
-        ).value
-    else:
-        fs = jnp.full((), jnp.nan, x.dtype)
+    s = scan_row_blocks(body, init, packed, block_size=block_size, remat=False)
     dt = x.dtype
-    return DistortionReport(
-        n=jnp.asarray(n, jnp.int32),
-        k=jnp.asarray(k, jnp.int32),
-        procrustes_distortion=proc.astype(dt),
-        procrustes_disparity=disp.astype(dt),
-        cka_linear=cka_v.astype(dt),
-        rdm_similarity=rho.astype(dt),
-        rdm_constant=rconst,
-        rdm_stderr=jnp.asarray(rse, dt),
-        rdm_rank_error_bound=jnp.asarray(bound, dt),
-        trustworthiness=_t_from_penalty(s["trust"], n, k).astype(dt),
-        continuity=_t_from_penalty(s["cont"], n, k).astype(dt),
-        knn_overlap=(s["overlap"] / n).astype(dt),
-        knn_jaccard=(s["jaccard"] / n).astype(dt),
-        stress=stress_v.astype(dt),
-        bilipschitz=bil.astype(dt),
-        bilipschitz_collapsed=s["collapsed"],
-        feature_split_stability=fs.astype(dt),
-    )
+    ratio = s["num"] / jnp.where(s["den"] > 0, s["den"], 1.0)
+    stress_v = jnp.sqrt(jnp.maximum(ratio, 0.0))
+    # expansion x contraction is free of the two frames' scales
+    bil = jnp.where(s["collapsed"], jnp.inf, s["exp"] * s["con"])
+
+    def nb(v):
+        return nan_unless_ok(v.astype(dt), nb_status)
+
+    return {
+        "trustworthiness": nb(_t_from_penalty(s["trust"], n, k)),
+        "continuity": nb(_t_from_penalty(s["cont"], n, k)),
+        "knn_overlap": nb(s["overlap"] / n),
+        "knn_jaccard": nb(s["jaccard"] / n),
+        "stress": nan_unless_ok(stress_v.astype(dt), st_status),
+        "bilipschitz": nb(bil),
+        "bilipschitz_collapsed": s["collapsed"],
+        "statuses": {
+            "trustworthiness": nb_status,
+            "continuity": nb_status,
+            "knn_overlap": nb_status,
+            "knn_jaccard": nb_status,
+            "stress": st_status,
+            "bilipschitz": nb_status,
+        },
+    }
