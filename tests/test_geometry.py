@@ -448,8 +448,8 @@ def test_report_matches_individual_metrics(block_size):
     y = (x[:, :4] + 0.3 * rng.normal(size=(50, 4))).astype(np.float32)
     rep = gg.distortion_report(x, y, key=jax.random.key(0), k=5, block_size=block_size, n_splits=2)
     expect = {
-        "procrustes_distortion": gg.procrustes_distortion(x, y),
-        "procrustes_disparity": gg.procrustes_disparity(x, y),
+        "procrustes_distortion": gg.procrustes_distortion(x, y).value,
+        "procrustes_disparity": gg.procrustes_disparity(x, y).value,
         "cka_linear": gg.cka(x, y).value,
         "rdm_similarity": gg.rdm_similarity(x, y, metric="euclidean").value,
         "trustworthiness": gg.trustworthiness(x, y, k=5).value,
