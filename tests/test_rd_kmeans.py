@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
+from geomtax import Status, StatusError
 from geomtax.rd import KMeansResult, kmeans
 
 
@@ -87,9 +88,9 @@ def test_errors(getkey):
         kmeans(jnp.ones((3, 2)), 4, key=key)
     with pytest.raises(ValueError, match="rank 2"):
         kmeans(jnp.ones((3,)), 1, key=key)
-    with pytest.raises(TypeError, match="floating"):
-        kmeans(jnp.ones((3, 2), jnp.int32), 1, key=key)
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(TypeError, match="real numbers"):
+        kmeans(jnp.ones((3, 2), jnp.complex64), 1, key=key)
+    with pytest.raises(StatusError, match="kmeans: nonfinite_input"):
         kmeans(jnp.array([[0.0], [jnp.nan]]), 1, key=key)
     with pytest.raises(ValueError, match="unknown init"):
         kmeans(jnp.ones((3, 2)), 1, key=key, init="bogus")
@@ -98,3 +99,60 @@ def test_errors(getkey):
     # Traced input: the distinct-point problem is caught at run time.
     with pytest.raises(Exception, match="fewer distinct rows"):
         eqx.filter_jit(lambda x: kmeans(x, 2, key=key).inertia)(jnp.zeros((6, 2)))
+
+
+# --- the result contract and invariance (issue 13) ----------------------------------------------
+
+
+def test_statuses_and_no_abort_with_throw_false(getkey):
+    key = getkey()
+    x = jnp.asarray(_blobs())
+    run = eqx.filter_jit(lambda a: kmeans(a, 5, key=key, throw=False))
+    res = run(x.at[3, 1].set(jnp.nan))
+    assert res.status == Status.nonfinite_input and np.isnan(float(res.inertia))
+    res = run(jnp.zeros_like(x).at[:3].set(1.0))  # 2 distinct rows, K = 5
+    assert res.status_name == "degenerate_input" and np.isnan(float(res.inertia))
+    slow = kmeans(x, 5, key=key, num_iters=1, tol=0.0, throw=False)
+    assert slow.status_name == "not_converged" and np.isfinite(float(slow.inertia))
+    with pytest.raises(StatusError, match="kmeans: not_converged"):
+        kmeans(x, 5, key=key, num_iters=1, tol=0.0)
+    ok = kmeans(x, np.int64(5), key=key, num_iters=np.int64(100))
+    assert ok.status_name == "ok"
+    assert float(ok.relative_inertia) == pytest.approx(
+        float(ok.inertia) / float(np.sum((_blobs() - _blobs().mean(0)) ** 2)), rel=1e-4
+    )
+
+
+def test_options_validated(getkey):
+    key = getkey()
+    x = jnp.asarray(_blobs())
+    for bad in (2.5, True, "3"):
+        with pytest.raises(TypeError, match="num_clusters"):
+            kmeans(x, bad, key=key)
+        with pytest.raises(TypeError, match="num_iters"):
+            kmeans(x, 3, key=key, num_iters=bad)
+    for tol in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="tol"):
+            kmeans(x, 3, key=key, tol=tol)
+    with pytest.raises(ValueError, match="block_size"):
+        kmeans(x, 3, key=key, block_size=0)
+
+
+@pytest.mark.parametrize(("scale", "offset"), [(1e3, 1e6), (1e-30, 0.0), (1e30, 0.0)])
+def test_translation_and_scale_equivariant_float32(getkey, scale, offset):
+    # The Gram-form assignment cancelled catastrophically at large offsets, and squared
+    # distances over/underflowed at 1e+-30. Oracle: the unshifted run with the same key.
+    key = getkey()
+    x = _blobs()
+    base = kmeans(x, 5, key=key)
+    moved = (x.astype(np.float64) * scale + offset).astype(np.float32)
+    res = kmeans(moved, 5, key=key)
+    assert res.status_name == "ok"
+    agree = np.mean(np.asarray(res.assignments) == np.asarray(base.assignments))
+    assert agree > 0.99
+    np.testing.assert_allclose(
+        (np.asarray(res.centroids, np.float64) - offset) / scale,
+        np.asarray(base.centroids),
+        atol=0.05 if offset else 1e-4,
+    )
+    assert float(res.relative_inertia) == pytest.approx(float(base.relative_inertia), rel=1e-2)

@@ -10,27 +10,47 @@ from jax import lax
 
 from .._chunking import map_row_blocks
 from .._custom_types import Array, Bool, Float, Int, KeyArray, Samples
-from .._errors import check_choice, check_finite, check_floating, check_rank, is_traced
+from .._errors import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_rank,
+    check_real_array,
+    finite_mask,
+)
+from .._status import AbstractResult, Status, finish, select
+from ._scaling import _first_copies
 
 KMEANS_INITS = ("kmeans++", "random")
 
 
-class KMeansResult(eqx.Module):
+class KMeansResult(AbstractResult):
     """Output of :func:`kmeans` (arrays only, so a vmapped call returns a batched result).
 
     Attributes:
-        centroids: (K, d) cluster centres.
+        centroids: (K, d) cluster centres, in the coordinates of ``x``.
         assignments: (n,) index of the nearest centroid of each row (ties -> lower index).
-        inertia: sum over rows of the squared Euclidean distance to the assigned centroid.
+        inertia: sum over rows of the squared Euclidean distance to the assigned centroid, in
+            squared units of ``x`` (it overflows to inf where that number is not
+            representable, e.g. float32 data of size 1e20; ``relative_inertia`` never does).
+        relative_inertia: ``inertia`` divided by the total sum of squares about the mean
+            (scale- and translation-free, in [0, 1]; NaN for constant data).
         num_iters: number of Lloyd iterations performed.
         converged: whether the centroid shift fell below the tolerance before ``num_iters``.
+        status: ``ok``; ``not_converged`` (``num_iters`` reached first: the values are kept, a
+            valid clustering that is not yet a fixed point); ``nonfinite_input`` (NaN or inf
+            in ``x``) or ``degenerate_input`` (fewer distinct rows than ``num_clusters``), with
+            centroids and inertias NaN.
     """
 
     centroids: Float[Array, "K d"]
     assignments: Int[Array, " n"]
     inertia: Float[Array, ""]
+    relative_inertia: Float[Array, ""]
     num_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+    status: object
 
 
 def _sq_norms(a):
@@ -98,15 +118,33 @@ def _kmeans_plus_plus(x, num_clusters: int, key):
     return centroids, degenerate
 
 
+def _standardize(x):
+    """``(xs, shift, scale)`` with ``x = xs * scale + shift`` and ``max |xs| = 1`` (centred)."""
+    x0 = x[:1]
+    xc = x - x0
+    mu = jnp.mean(xc, axis=0, keepdims=True)
+    xc = xc - mu
+    m = jnp.max(jnp.abs(xc))
+    m = jnp.where(m > 0, m, jnp.ones_like(m))
+    return xc / m, x0 + mu, m
+
+
 @eqx.filter_jit
 def _kmeans_core(x, init_centroids, key, num_clusters, num_iters, tol, init, block_size):
+    n = x.shape[0]
+    finite = finite_mask(x)
+    x = jnp.where(finite, x, jnp.arange(n, dtype=x.dtype)[:, None])
+    distinct = jnp.sum(_first_copies(x))
+    # Computed on the centred cloud divided by its largest entry: translation- and
+    # scale-equivariant by construction (offsets of 1e6 and scales of 1e+-30 in float32).
+    x, shift, scale = _standardize(x)
     if init == "kmeans++":
-        centroids, degenerate = _kmeans_plus_plus(x, num_clusters, key)
+        centroids, _ = _kmeans_plus_plus(x, num_clusters, key)
     elif init == "random":
         idx = jax.random.choice(key, x.shape[0], (num_clusters,), replace=False)
-        centroids, degenerate = x[idx], jnp.asarray(False)
-    else:  # explicit initial centroids
-        centroids, degenerate = init_centroids.astype(x.dtype), jnp.asarray(False)
+        centroids = x[idx]
+    else:  # explicit initial centroids, in the same standardised frame
+        centroids = (init_centroids.astype(x.dtype) - shift) / scale
     # scikit-learn's convention: tolerance relative to the mean per-feature variance.
     threshold = jnp.asarray(tol, x.dtype) * jnp.mean(jnp.var(x, axis=0))
 
@@ -118,15 +156,31 @@ def _kmeans_core(x, init_centroids, key, num_clusters, num_iters, tol, init, blo
         c, i, _ = state
         a = _assign(x, c, block_size=block_size)
         c_new = _update(x, a, c)
-        shift = jnp.sum(_sq_norms(c_new - c))
-        return c_new, i + 1, shift <= threshold
+        shift_sq = jnp.sum(_sq_norms(c_new - c))
+        return c_new, i + 1, shift_sq <= threshold
 
     centroids, iters, converged = lax.while_loop(
         cond, body, (centroids, jnp.asarray(0, jnp.int32), jnp.asarray(False))
     )
     assignments = _assign(x, centroids, block_size=block_size)
-    inertia = _exact_inertia(x, centroids, assignments)
-    return KMeansResult(centroids, assignments, inertia, iters, converged), degenerate
+    inertia_std = _exact_inertia(x, centroids, assignments)
+    total = jnp.sum(_sq_norms(x))
+    status = select(
+        (~finite, Status.nonfinite_input),
+        (distinct < num_clusters, Status.degenerate_input),
+        (~converged, Status.not_converged),
+    )
+    good = (status == Status.ok) | (status == Status.not_converged)
+    nan = jnp.asarray(jnp.nan, x.dtype)
+    return KMeansResult(
+        centroids=jnp.where(good, centroids * scale + shift, nan),
+        assignments=assignments,
+        inertia=jnp.where(good, inertia_std * scale * scale, nan),
+        relative_inertia=jnp.where(good & (total > 0), inertia_std / total, nan),
+        num_iters=iters,
+        converged=converged,
+        status=status,
+    )
 
 
 def kmeans(
@@ -138,6 +192,7 @@ def kmeans(
     tol: float = 1e-4,
     init: str | Float[Array, "K d"] = "kmeans++",
     block_size: int | None = 4096,
+    throw: bool = True,
 ) -> KMeansResult:
     r"""K-means clustering: k-means++ seeding followed by Lloyd iterations.
 
@@ -153,6 +208,10 @@ def kmeans(
     tolerance) or after ``num_iters`` Lloyd steps. Single-set; one run (vmap over keys for
     restarts and keep the lowest inertia).
 
+    The work is done on the cloud centred and divided by its largest entry, and the centroids
+    are mapped back, so the clustering is translation- and scale-equivariant in float32 (data
+    offset by 1e6 or scaled by 1e-30 or 1e30 give the same assignments).
+
     Memory is O(block_size * K) for the assignment step (the (n, K) distance matrix is never
     built when ``block_size`` is an integer) plus O(n * (2 + ln K)) during seeding.
 
@@ -165,16 +224,20 @@ def kmeans(
         init: ``"kmeans++"`` (default), ``"random"`` (K distinct rows), or a (K, d) array of
             initial centroids.
         block_size: rows per assignment tile; ``None`` materializes the (n, K) matrix.
+        throw: if True, a status other than ``ok`` raises :class:`geomtax.StatusError` (one
+            line); if False the result is returned with its status, under ``jit`` too.
 
     Returns:
         A :class:`KMeansResult` with centroids (K, d), assignments (n,), inertia (squared
-        units of ``x``), num_iters and converged.
+        units of ``x``), relative_inertia, num_iters, converged and a ``status`` (``ok``,
+        ``not_converged``, ``nonfinite_input`` or ``degenerate_input``; see
+        :class:`KMeansResult`).
 
     Raises:
-        ValueError: if ``x`` is not (n, d), ``K`` is not in ``[1, n]``, the options are invalid,
-            ``x`` has non-finite entries, or ``x`` has fewer distinct rows than ``K`` (checked
-            on the host for concrete input; through ``eqx.error_if`` when traced).
-        TypeError: if ``x`` is not floating.
+        ValueError: if ``x`` is not (n, d), ``K`` is not in ``[1, n]`` or the options are
+            invalid (before any compilation).
+        TypeError: on complex input or options of the wrong type.
+        geomtax.StatusError: with ``throw=True``, a status other than ``ok``.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -186,19 +249,18 @@ def kmeans(
         0.025
     """
     check_rank("x", x)
-    check_floating("x", x)
+    check_real_array("x", x)
     n, d = np.shape(x)
-    if not isinstance(num_clusters, int | np.integer) or isinstance(num_clusters, bool):
-        raise TypeError(f"num_clusters must be an int, got {type(num_clusters).__name__}")
-    num_clusters = int(num_clusters)
+    num_clusters = check_int("num_clusters", num_clusters)
     if not 1 <= num_clusters <= n:
         raise ValueError(
             f"num_clusters must satisfy 1 <= K <= n; got K={num_clusters} for x of shape {(n, d)}"
         )
-    if int(num_iters) < 1:
-        raise ValueError(f"num_iters must be >= 1, got {num_iters}")
-    if block_size is not None and int(block_size) < 1:
-        raise ValueError(f"block_size must be a positive integer or None, got {block_size}")
+    num_iters = check_int("num_iters", num_iters, minimum=1)
+    tol = check_float("tol", tol, nonnegative=True)
+    if block_size is not None:
+        block_size = check_int("block_size", block_size, minimum=1)
+    throw = check_bool("throw", throw)
     init_centroids = None
     if isinstance(init, str):
         check_choice("init", init, KMEANS_INITS)
@@ -210,29 +272,15 @@ def kmeans(
                 f"{init_centroids.shape}"
             )
         init = "given"
-    x = check_finite("x", x)
-    if not is_traced(x) and init == "kmeans++":
-        distinct = np.unique(np.asarray(x), axis=0).shape[0]
-        if distinct < num_clusters:
-            raise ValueError(
-                f"num_clusters K={num_clusters} exceeds the number of distinct rows of x "
-                f"({distinct} distinct among {n}); reduce K"
-            )
     x = jnp.asarray(x)
-    result, degenerate = _kmeans_core(
-        x,
-        init_centroids,
-        key,
-        num_clusters,
-        int(num_iters),
-        float(tol) if not is_traced(tol) else tol,
-        init,
-        None if block_size is None else int(block_size),
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    result = _kmeans_core(x, init_centroids, key, num_clusters, num_iters, tol, init, block_size)
+    return finish(
+        result,
+        throw=throw,
+        function="kmeans",
+        details={
+            "degenerate_input": "fewer distinct rows in x than num_clusters; reduce it",
+            "not_converged": "raise num_iters or tol",
+        },
     )
-    if init == "kmeans++":
-        result = eqx.error_if(
-            result,
-            degenerate,
-            "kmeans: fewer distinct rows in x than num_clusters (k-means++ ran out of points)",
-        )
-    return result
