@@ -357,3 +357,43 @@ def test_options_validated_before_compiling():
         blahut_arimoto(p, d, 1.0, throw=None)
     sol = blahut_arimoto(p, d, 1.0, max_steps=np.int64(500))
     assert sol.status_name == "ok"
+
+
+def test_curve_from_samples_statuses_under_jit(getkey):
+    x = jax.random.normal(getkey(), (64, 3))
+    betas = jnp.array([1.0, 4.0])
+
+    def run(a):
+        return rd_curve_from_samples(
+            a, key=jax.random.key(0), num_codes=4, betas=betas, tol=1e-3, throw=False
+        )
+
+    run = eqx.filter_jit(run)
+    assert list(run(x).status_name) == ["ok", "ok"]
+    out = run(x.at[2, 0].set(jnp.nan))
+    assert list(out.status_name) == ["nonfinite_input"] * 2
+    assert np.all(np.isnan(np.asarray(out.rate)))
+    const = run(jnp.ones_like(x))
+    assert list(const.status_name) == ["degenerate_input"] * 2
+    with pytest.raises(StatusError, match="rd_curve_from_samples: degenerate_input"):
+        rd_curve_from_samples(jnp.ones_like(x), key=getkey(), num_codes=4, betas=betas)
+    with pytest.raises(ValueError, match="non-finite"):
+        quantize_for_rd(x.at[2, 0].set(jnp.nan), key=getkey(), num_codes=4)
+    with pytest.raises(ValueError, match="zero total variance"):
+        quantize_for_rd(jnp.ones_like(x), key=getkey(), num_codes=1)
+
+
+@pytest.mark.parametrize(("scale", "offset"), [(1e3, 1e6), (1e-30, 0.0), (1e30, 0.0)])
+def test_curve_from_samples_invariant_float32(scale, offset):
+    # The trace-normalised squared distortion is invariant to translation and scale; it is
+    # computed so in float32 (the old squared differences overflowed at 1e30, and the k-means
+    # Gram form cancelled at offset 1e6). Oracle: the unshifted data, same key.
+    x = np.random.default_rng(3).normal(size=(96, 2)).astype(np.float32)
+    betas = jnp.array([0.5, 2.0, 8.0])
+    opts = dict(key=jax.random.key(1), num_codes=6, betas=betas, tol=1e-4)
+    base = rd_curve_from_samples(x, **opts)
+    moved = (x.astype(np.float64) * scale + offset).astype(np.float32)
+    got = rd_curve_from_samples(moved, **opts)
+    assert list(got.status_name) == ["ok"] * 3
+    np.testing.assert_allclose(got.rate, base.rate, rtol=2e-2, atol=2e-3)
+    np.testing.assert_allclose(got.distortion, base.distortion, rtol=2e-2, atol=2e-3)

@@ -24,7 +24,7 @@ def _curve(p, d, betas):
 
 
 def _kmeans(x, key):
-    return grd.kmeans(x, 4, key=key, num_iters=5)
+    return grd.kmeans(x, 4, key=key, num_iters=5, throw=False)  # 5 steps: not_converged
 
 
 def _fit(s, d):

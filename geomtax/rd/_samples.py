@@ -5,16 +5,100 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, Float, KeyArray, Samples, ScalarLike
-from .._errors import check_choice, check_finite, check_floating, check_rank, is_traced
-from ._blahut_arimoto import RDCurve, rd_curve
-from ._kmeans import kmeans
+from .._errors import (
+    check_bool,
+    check_choice,
+    check_finite,
+    check_int,
+    check_rank,
+    check_real_array,
+    finite_mask,
+    is_traced,
+)
+from .._status import Status, finish, nan_unless_ok, select, worst
+from ._blahut_arimoto import _DETAILS, RDCurve, rd_curve
+from ._kmeans import _standardize, kmeans
 
 RD_DISTORTIONS = ("sqeuclidean", "cosine")
 
 
 def _unit(v):
+    # Divide by the largest entry before squaring (no overflow at 1e30, no underflow at 1e-30).
+    m = jnp.max(jnp.abs(v), axis=-1, keepdims=True)
+    v = v / jnp.where(m > 0, m, 1.0)
     norm = jnp.linalg.norm(v, axis=-1, keepdims=True)
     return v / jnp.where(norm > 0, norm, 1.0)
+
+
+def _check_quantize_options(x, num_codes, num_cells, codes, distortion, num_iters):
+    check_rank("x", x)
+    check_real_array("x", x)
+    check_choice("distortion", distortion, RD_DISTORTIONS)
+    n, dim = np.shape(x)
+    num_codes = check_int("num_codes", num_codes, minimum=1)
+    if codes is None:
+        if n < num_codes:
+            raise ValueError(
+                f"too few samples for the number of codes: num_codes={num_codes} needs at least "
+                f"that many rows, x has shape {(n, dim)}"
+            )
+    else:
+        codes = jnp.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != dim:
+            raise ValueError(f"codes must have shape (M, {dim}); got {codes.shape}")
+    if num_cells is not None:
+        num_cells = check_int("num_cells", num_cells)
+        if not 1 <= num_cells <= n:
+            raise ValueError(
+                f"num_cells must be in [1, n]; got {num_cells} for x of shape {(n, dim)}"
+            )
+    num_iters = check_int("num_iters", num_iters, minimum=1)
+    return num_codes, num_cells, codes, num_iters
+
+
+def _quantize(x, key, num_codes, num_cells, codes, distortion, num_iters):
+    """The discrete problem and two traced flags (non-finite input, degenerate input).
+
+    Never raises on values: non-finite samples are replaced by harmless ones and flagged.
+    """
+    n = x.shape[0]
+    x = jnp.asarray(x)
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    finite = finite_mask(x)
+    x = jnp.where(finite, x, jnp.arange(n, dtype=x.dtype)[:, None])
+    # Work in the centred frame scaled by the largest entry: the trace-normalised squared
+    # distortion is invariant to translation and scale, the cosine one to scale.
+    xs, shift, scale = _standardize(x)
+    if distortion == "cosine":
+        shift = jnp.zeros_like(shift)
+        m = jnp.max(jnp.abs(x))
+        scale = jnp.where(m > 0, m, jnp.ones_like(m))
+        xs = x / scale
+    degenerate = jnp.zeros((), bool)
+    k_codes, k_cells = jax.random.split(key)
+    if codes is None:
+        fit = kmeans(xs, num_codes, key=k_codes, num_iters=num_iters, throw=False)
+        degenerate = degenerate | (fit.status == Status.degenerate_input)
+        codes_s = jnp.where(jnp.isfinite(fit.centroids), fit.centroids, 0.0)
+    else:
+        codes_s = (jnp.asarray(codes).astype(x.dtype) - shift) / scale
+    if num_cells is None:
+        src = xs
+        p_x = jnp.full((n,), 1.0 / n, x.dtype)
+    else:
+        cells = kmeans(xs, num_cells, key=k_cells, num_iters=num_iters, throw=False)
+        degenerate = degenerate | (cells.status == Status.degenerate_input)
+        counts = jnp.bincount(cells.assignments, length=num_cells).astype(x.dtype)
+        src = jnp.where(jnp.isfinite(cells.centroids), cells.centroids, 0.0)
+        p_x = counts / n
+    if distortion == "sqeuclidean":
+        total_var = jnp.sum(jnp.var(xs, axis=0))
+        degenerate = degenerate | ~(total_var > 0)
+        sq = jnp.sum((src[:, None, :] - codes_s[None, :, :]) ** 2, axis=-1)
+        dm = sq / jnp.where(total_var > 0, total_var, 1.0)
+    else:
+        dm = jnp.clip(1.0 - _unit(src) @ _unit(codes_s).T, 0.0, 2.0)
+    return p_x, dm, codes_s * scale + shift, finite, degenerate
 
 
 def quantize_for_rd(
@@ -27,7 +111,9 @@ def quantize_for_rd(
     distortion: str = "sqeuclidean",
     num_iters: int = 100,
 ) -> tuple[Float[Array, " n"], Float[Array, "n m"], Float[Array, "m d"]]:
-    r"""Turn samples into a discrete source pmf and a distortion matrix (REFERENCE 5.1).
+    r"""Turn samples into a discrete source pmf and a distortion matrix.
+
+    See docs/reference/rate-distortion.md for the construction.
 
     Source: with ``num_cells=None`` the empirical distribution of the rows, $p(x_i) = 1/n$;
     otherwise ``num_cells`` k-means cells of ``x`` with $p$ = the cell frequencies and each
@@ -51,9 +137,16 @@ def quantize_for_rd(
     Returns:
         ``(p_x, distortion_matrix, codes)`` with shapes (n_src,), (n_src, M), (M, d).
 
+    Computed on the cloud centred and divided by its largest entry (``"cosine"``: divided
+    only), so the distortion matrix is invariant to translation (``"sqeuclidean"``) and scale,
+    also for offsets of 1e6 and scales of 1e+-30 in float32; the codes are returned in the
+    coordinates of ``x``.
+
     Raises:
         ValueError: for too few samples for the requested codes or cells, shape problems,
-            a constant sample (zero total variance) or non-finite samples.
+            a constant sample (zero total variance), fewer distinct rows than ``num_codes``
+            or ``num_cells``, or non-finite samples (this is a primitive returning arrays;
+            :func:`rd_curve_from_samples` reports these through its status instead).
 
     Examples:
         >>> import jax
@@ -62,42 +155,18 @@ def quantize_for_rd(
         >>> p.shape, d.shape, c.shape
         ((64,), (64, 4), (4, 2))
     """
-    check_rank("x", x)
-    check_floating("x", x)
-    check_choice("distortion", distortion, RD_DISTORTIONS)
-    n, dim = np.shape(x)
-    if codes is None:
-        if int(num_codes) < 1 or n < int(num_codes):
-            raise ValueError(
-                f"too few samples for the number of codes: num_codes={num_codes} needs at least "
-                f"that many rows, x has shape {(n, dim)}"
-            )
-    else:
-        codes = jnp.asarray(codes)
-        if codes.ndim != 2 or codes.shape[1] != dim:
-            raise ValueError(f"codes must have shape (M, {dim}); got {codes.shape}")
-    if num_cells is not None and not 1 <= int(num_cells) <= n:
-        raise ValueError(f"num_cells must be in [1, n]; got {num_cells} for x of shape {(n, dim)}")
-    x = jnp.asarray(check_finite("x", x))
-    k_codes, k_cells = jax.random.split(key)
-    if codes is None:
-        codes = kmeans(x, int(num_codes), key=k_codes, num_iters=num_iters).centroids
-    if num_cells is None:
-        src = x
-        p_x = jnp.full((n,), 1.0 / n, x.dtype)
-    else:
-        cells = kmeans(x, int(num_cells), key=k_cells, num_iters=num_iters)
-        counts = jnp.bincount(cells.assignments, length=int(num_cells)).astype(x.dtype)
-        src = cells.centroids
-        p_x = counts / n
-    if distortion == "sqeuclidean":
-        total_var = jnp.sum(jnp.var(x, axis=0))
-        if not is_traced(total_var) and float(total_var) <= 0:
-            raise ValueError("x has zero total variance; the normalized distortion is undefined")
-        sq = jnp.sum((src[:, None, :] - codes[None, :, :]) ** 2, axis=-1)
-        dm = sq / total_var
-    else:
-        dm = jnp.clip(1.0 - _unit(src) @ _unit(codes).T, 0.0, 2.0)
+    num_codes, num_cells, codes, num_iters = _check_quantize_options(
+        x, num_codes, num_cells, codes, distortion, num_iters
+    )
+    x = check_finite("x", x)  # a primitive: non-finite samples are an error here
+    p_x, dm, codes, _, degenerate = _quantize(
+        x, key, num_codes, num_cells, codes, distortion, num_iters
+    )
+    if not is_traced(degenerate) and bool(degenerate):
+        raise ValueError(
+            "x is degenerate for quantize_for_rd: zero total variance (the normalized "
+            "distortion is undefined) or fewer distinct rows than num_codes / num_cells"
+        )
     return p_x, dm, codes
 
 
@@ -137,15 +206,22 @@ def rd_curve_from_samples(
         distortion: ``"sqeuclidean"`` (trace-normalized) or ``"cosine"``.
         max_steps: BA iteration cap per point.
         tol: BA gap tolerance in nats.
-        throw: raise if a point did not converge.
+        throw: if True, a point whose status is not ``ok`` raises
+            :class:`geomtax.StatusError` (one line); if False the curve is returned with a
+            status per point, under ``jit`` too.
         beta_batch_size: see :func:`rd_curve`.
         num_iters: Lloyd iterations for each k-means.
 
     Returns:
-        An :class:`RDCurve` (nats; distortion normalized as above).
+        An :class:`RDCurve` (nats; distortion normalized as above) with a ``status`` per
+        point: as :func:`rd_curve`, plus ``nonfinite_input`` (NaN or inf in ``x``) and
+        ``degenerate_input`` (zero total variance, or fewer distinct rows than ``num_codes``
+        or ``num_cells``) on every point, with NaN values.
 
     Raises:
-        ValueError: as :func:`quantize_for_rd` and :func:`rd_curve`.
+        ValueError: for invalid shapes and options, as :func:`quantize_for_rd` and
+            :func:`rd_curve` (before any work).
+        geomtax.StatusError: with ``throw=True``, a point whose status is not ``ok``.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -156,21 +232,40 @@ def rd_curve_from_samples(
         >>> bool(curve.rate[1] > curve.rate[0]), bool(curve.distortion[1] < curve.distortion[0])
         (True, True)
     """
-    p_x, dm, _ = quantize_for_rd(
-        x,
-        key=key,
-        num_codes=num_codes,
-        num_cells=num_cells,
-        codes=codes,
-        distortion=distortion,
-        num_iters=num_iters,
+    num_codes, num_cells, codes, num_iters = _check_quantize_options(
+        x, num_codes, num_cells, codes, distortion, num_iters
     )
-    return rd_curve(
+    throw = check_bool("throw", throw)
+    p_x, dm, _, finite, degenerate = _quantize(
+        x, key, num_codes, num_cells, codes, distortion, num_iters
+    )
+    curve = rd_curve(
         p_x,
         dm,
         betas=betas,
         max_steps=max_steps,
         tol=tol,
-        throw=throw,
+        throw=False,
         beta_batch_size=beta_batch_size,
     )
+    data = select((~finite, Status.nonfinite_input), (degenerate, Status.degenerate_input))
+    status = jax.vmap(lambda point: worst(data, point))(curve.status)  # where() is scalar-only
+    keep = ("not_converged",)
+    curve = RDCurve(
+        beta=curve.beta,
+        rate=nan_unless_ok(curve.rate, status, keep),
+        distortion=nan_unless_ok(curve.distortion, status, keep),
+        rate_upper=nan_unless_ok(curve.rate_upper, status, keep),
+        rate_lower=nan_unless_ok(curve.rate_lower, status, keep),
+        gap=nan_unless_ok(curve.gap, status, keep),
+        num_steps=curve.num_steps,
+        converged=curve.converged & (data == Status.ok),
+        monotone=curve.monotone,
+        convex=curve.convex,
+        status=status,
+    )
+    details = dict(_DETAILS)
+    details["degenerate_input"] = (
+        "zero total variance, or fewer distinct rows than num_codes / num_cells"
+    )
+    return finish(curve, throw=throw, function="rd_curve_from_samples", details=details)
