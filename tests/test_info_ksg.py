@@ -333,3 +333,26 @@ def test_scale_safe_float32(scale):
     # float16 input is computed in float32; its coarse grid shows up as ties at the radius.
     h = ksg_mi(x.astype(np.float16), y.astype(np.float16), throw=False)
     assert h.value.dtype == jnp.float32 and h.status_name == "implausible"
+
+
+def test_gradient_raises_instead_of_zeros():
+    x = jnp.asarray(np.random.default_rng(6).standard_normal((60, 1)), jnp.float32)
+    y = x + 0.5
+    with pytest.raises(TypeError, match="not differentiable"):
+        jax.grad(lambda a: ksg_mi(a, y).value)(x)
+    with pytest.raises(TypeError, match="not differentiable"):
+        jax.jvp(lambda b: ksg_mi(x, b).value, (y,), (jnp.ones_like(y),))
+    # Forward use under vmap and jit is unaffected.
+    assert jax.jit(lambda a: ksg_mi(a, y).value)(x).shape == ()
+
+
+def test_rounded_correlated_data_is_not_returned_as_valid():
+    # rho with I = 0.35 nats, rounded to 0.1: the data-processing inequality caps the MI of the
+    # rounded variables at 0.35, the formula returns far more; the status says so.
+    rho = np.sqrt(1 - np.exp(-0.7))
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(1000)
+    y = rho * x + np.sqrt(1 - rho**2) * rng.standard_normal(1000)
+    xr, yr = np.round(x, 1).astype(np.float32), np.round(y, 1).astype(np.float32)
+    assert float(_raw(xr, yr)) > 0.6
+    assert ksg_mi(xr, yr, throw=False).status_name in ("degenerate_input", "implausible")

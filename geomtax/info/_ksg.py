@@ -403,6 +403,20 @@ def _ksg_impl(x, y, key, *, k, block_size, rescale, jitter, clip_negative):
     )
 
 
+@jax.custom_jvp
+def _not_differentiable(x):
+    return x
+
+
+@_not_differentiable.defjvp
+def _not_differentiable_jvp(primals, tangents):
+    raise TypeError(
+        "ksg_mi is not differentiable: its neighbour counts are piecewise constant in the "
+        "data, so every gradient would be zero; for a training signal use a neural bound "
+        "(geomtax.info.mutual_information or the *_bound functions)"
+    )
+
+
 def _as_samples(name, v):
     v = v if isinstance(v, jax.Array) else jnp.asarray(v)
     return v[:, None] if v.ndim == 1 else v
@@ -477,8 +491,9 @@ def ksg_mi(
     all: 2-3x faster than scikit-learn's KD-tree at N = 20,000 on a 2-core CPU
     (``benchmarks/mi.py``). Under ``vmap`` the repair loop runs as many passes as the batch
     member that needs most.
-    Not differentiable (the counts are piecewise constant). Known bias: strong underestimation in
-    high dimension (see docs/reference/information.md).
+    Not differentiable: the counts are piecewise constant, so ``jax.grad`` / ``jax.jvp``
+    through ``ksg_mi`` raises ``TypeError`` instead of returning zeros. Known bias: strong
+    underestimation in high dimension (see docs/reference/information.md).
 
     Args:
         x: Samples of X, shape (n, d_x) (a 1-D array is read as (n, 1)), paired with ``y``.
@@ -504,7 +519,7 @@ def ksg_mi(
         ValueError: Mismatched rows, ``k`` out of range, fewer than ``k + 1`` rows, a
             non-positive ``block_size`` or a negative ``jitter``.
         TypeError: Complex or non-numeric data; ``k``/``block_size`` not an int;
-            ``jitter > 0`` without ``key``.
+            ``jitter > 0`` without ``key``; differentiation (``jax.grad``, ``jax.jvp``).
         geomtax.StatusError: With ``throw=True``, a status other than ``ok``.
 
     Examples:
@@ -531,7 +546,7 @@ def ksg_mi(
     if jitter > 0 and key is None:
         raise TypeError("ksg_mi: jitter > 0 needs a PRNG key (key=jax.random.key(...))")
     dtype = jnp.promote_types(jnp.promote_types(x.dtype, y.dtype), jnp.float32)
-    x, y = x.astype(dtype), y.astype(dtype)
+    x, y = _not_differentiable(x.astype(dtype)), _not_differentiable(y.astype(dtype))
     result = _ksg_impl(
         x,
         y,
