@@ -33,7 +33,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh
 
-from .._chunking import map_row_blocks, resolve_block_size
+from .._chunking import TILE_BYTES, map_row_blocks, resolve_block_size
 from .._custom_types import Array, ArrayLike, Float, Int
 from .._errors import check_choice, check_int, check_rank, check_real_array, finite_mask
 from ._checks import check_block_size, first_nonfinite_row
@@ -279,17 +279,20 @@ def knn_search(
     n = x.shape[0]
     if not 1 <= k < n:
         raise ValueError(f"k must satisfy 1 <= k < n; got k={k} with x of shape {x.shape}")
-    row_bytes = (4 * n + 2 * k * x.shape[1]) * x.dtype.itemsize
+    row_bytes = 4 * n * x.dtype.itemsize
     bs = resolve_block_size(block_size, n, row_bytes=row_bytes)
-    if mesh is not None:
-        from ..parallel import sharded_knn_search
-
-        return sharded_knn_search(x, k, mesh=mesh, metric=metric, block_size=bs)
     if metric == "cosine":
         xf, s = x, jnp.ones((), x.dtype)
     else:
         xf, _, s = _frame(x)
-    d, idx = _knn_tiles(xf, k, metric, bs)
+    if mesh is not None:
+        from ..parallel import sharded_knn_search
+
+        d, idx = sharded_knn_search(xf, k, mesh=mesh, metric=metric, block_size=bs)
+    else:
+        d, idx = _knn_tiles(xf, k, metric, bs)
+    if metric != "cosine":
+        d, idx = _refine(xf, idx, metric)
     d = jnp.where(finite_mask(x), _rescale(d, s, metric), jnp.nan)
     return d, idx
 
@@ -302,18 +305,29 @@ def _knn_tiles(xf, k, metric, block_size):
         rows = start + jnp.arange(xb.shape[0])
         d = jnp.where(rows[:, None] == jnp.arange(n)[None, :], jnp.inf, d)
         neg, idx = lax.top_k(-d, k)
-        if metric == "cosine":
-            return -neg, idx
-        # Refine the k selected distances from the differences themselves (no Gram form):
-        # duplicates are at exactly 0 and close pairs keep their digits; re-sort (ties by
-        # index) since refinement can swap near-equal neighbours.
-        diff = xb[:, None, :] - xf[idx]
-        sq = jnp.sum(diff * diff, axis=-1)
-        dr = sq if metric == "sqeuclidean" else _safe_sqrt(sq)
-        dr, idx = lax.sort((dr, idx), dimension=1, num_keys=2)
-        return dr, idx
+        return -neg, idx
 
     return map_row_blocks(tile, xf, block_size=block_size, remat=False)
+
+
+def _refine(xf, idx, metric):
+    """Recompute the k selected distances from the differences themselves (no Gram form).
+
+    Duplicates come out at exactly 0 and close pairs keep their digits; the k neighbours are
+    re-sorted (ties by index) since refinement can swap near-equal ones. Rows are processed in
+    batches whose (rows, k, d) difference tensor stays within the tile budget.
+    """
+    k, d = idx.shape[1], xf.shape[1]
+    batch = max(1, min(xf.shape[0], TILE_BYTES // max(k * d * xf.dtype.itemsize, 1)))
+
+    def one(args):
+        xi, ii = args
+        diff = xi[None, :] - xf[ii]
+        sq = jnp.sum(diff * diff, axis=-1)
+        return sq if metric == "sqeuclidean" else _safe_sqrt(sq)
+
+    dr = lax.map(one, (xf, idx), batch_size=batch)
+    return lax.sort((dr, idx), dimension=1, num_keys=2)
 
 
 def condensed_index(n: int):
