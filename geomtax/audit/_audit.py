@@ -22,6 +22,7 @@ import difflib
 import inspect
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -92,8 +93,6 @@ class AuditReport:
         Returns:
             ``{"json": path, "csv": path, "html": path}``.
         """
-        from pathlib import Path
-
         from ._report import write_csv, write_html, write_json
 
         out = Path(out_dir)
@@ -129,6 +128,16 @@ def _status(status) -> str:
     names = np.asarray(status_name(status), dtype=object).ravel().tolist()
     bad = {n for n in names if n != "ok"}
     return next((n for n in PRECEDENCE if n in bad), "ok")
+
+
+#: Status recorded for a summary over perturbations when the model has none.
+_NO_PERTURBATION = "not evaluated (no perturbations)"
+
+
+def _worst(names) -> str:
+    """The worst of several status names by precedence (``ok`` when all are ``ok``)."""
+    bad = set(names) - {"ok"}
+    return next((n for n in PRECEDENCE if n in bad), next(iter(sorted(bad)), "ok"))
 
 
 def _estimate(res) -> tuple[float, str]:
@@ -230,6 +239,7 @@ def run(
     max_drop_fraction: float = 0.1,
     compute_rd: bool = True,
     compute_mi: bool = True,
+    out: str | Path | None = None,
 ) -> AuditReport:
     r"""Audit one or several models/layers against ground-truth features.
 
@@ -259,6 +269,7 @@ def run(
         max_drop_fraction: error if more than this fraction of a model's rows is bad.
         compute_rd: compute the R(D) curve.
         compute_mi: compute MI (without it, regimes are not evaluated).
+        out: if given, also write the report there (:meth:`AuditReport.save`: JSON, CSV, HTML).
 
     Every estimator is called with ``throw=False``, so one degenerate input never stops the
     audit: each number is recorded next to its status name (``"procrustes_distortion"`` and
@@ -345,6 +356,11 @@ def run(
                 "mi_upstream_nats": (
                     records[m.upstream]["mi"]["global"]["mi_nats"] if compute_mi else math.nan
                 ),
+                "mi_upstream_status": (
+                    records[m.upstream]["mi"]["global"]["status"]
+                    if compute_mi
+                    else "not evaluated (compute_mi=False)"
+                ),
             }
         if not compute_mi:
             rec["regimes"] = {"regimes": [], "label": "not evaluated", "evidence": {}}
@@ -382,7 +398,10 @@ def run(
         "max_drop_fraction": max_drop_fraction,
         "units": "nats (bits columns are nats / ln 2)",
     }
-    return AuditReport(models=records, table=table, config=config)
+    report = AuditReport(models=records, table=table, config=config)
+    if out is not None:
+        report.save(out)
+    return report
 
 
 def _plain(v):
@@ -492,12 +511,19 @@ def _audit_one(prep, key, mi_options, rd_options, knn_k, compute_rd, compute_mi)
         rec["perturbations"][p]["identifiable_composite"] = _nanmean(
             [rec["feature_split_stability"], rec["perturbations"][p]["rdm_similarity"]]
         )
-    dvals = [v["procrustes_distortion"] for v in rec["perturbations"].values()]
-    rec["procrustes_distortion_mean"] = _nanmean(dvals)
-    rec["procrustes_distortion_std"] = float(np.nanstd(dvals)) if dvals else math.nan
-    rec["rdm_similarity_mean"] = _nanmean(
-        [v["rdm_similarity"] for v in rec["perturbations"].values()]
-    )
+    # Means over the perturbations whose estimate is ok; the status is the worst of the terms
+    # (so a mean over fewer perturbations than given is never mistaken for a clean one).
+    pvals = list(rec["perturbations"].values())
+    for name in ("procrustes_distortion", "rdm_similarity"):
+        vals = [v[name] for v in pvals]
+        rec[f"{name}_mean"] = _nanmean(vals)
+        if name == "procrustes_distortion":
+            ok_vals = [x for x in vals if math.isfinite(x)]
+            rec["procrustes_distortion_std"] = float(np.std(ok_vals)) if ok_vals else math.nan
+        rec[f"{name}_mean_status"] = (
+            _worst(v[f"{name}_status"] for v in pvals) if pvals else _NO_PERTURBATION
+        )
+    rec["procrustes_distortion_std_status"] = rec["procrustes_distortion_mean_status"]
 
     if compute_mi:
         kg, *kl = jax.random.split(k_mi, 1 + len(locs))
@@ -517,11 +543,18 @@ def _audit_one(prep, key, mi_options, rd_options, knn_k, compute_rd, compute_mi)
             for lf, lx, kk in zip(lfeats, locs, kl, strict=True)
         ]
         local_mean = _nanmean([r["mi_nats"] for r in local]) if local else math.nan
+        local_status = (
+            _worst(r["status"] for r in local) if local else "not evaluated (no local windows)"
+        )
         g = glob["mi_nats"]
         rec["mi"] = {
             "global": glob,
             "local": local,
             "local_mean_nats": local_mean,
+            "local_mean_status": local_status,
+            "local_global_ratio_status": (
+                _worst([glob["status"], local_status]) if local else local_status
+            ),
             # Decoupling factor; +inf when the global estimate is <= 0 (as in classify_regimes),
             # NaN when either estimate is not ok.
             "local_global_ratio": (
