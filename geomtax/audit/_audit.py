@@ -123,13 +123,6 @@ def _jsonable(obj):
 # ----------------------------------------------------------------------------- core results
 
 
-def _status(status) -> str:
-    """One status name for a concrete (possibly batched) status: the worst entry by precedence."""
-    names = np.asarray(status_name(status), dtype=object).ravel().tolist()
-    bad = {n for n in names if n != "ok"}
-    return next((n for n in PRECEDENCE if n in bad), "ok")
-
-
 #: Status recorded for a summary over perturbations when the model has none.
 _NO_PERTURBATION = "not evaluated (no perturbations)"
 
@@ -138,6 +131,11 @@ def _worst(names) -> str:
     """The worst of several status names by precedence (``ok`` when all are ``ok``)."""
     bad = set(names) - {"ok"}
     return next((n for n in PRECEDENCE if n in bad), next(iter(sorted(bad)), "ok"))
+
+
+def _status(status) -> str:
+    """One status name for a concrete (possibly batched) status: the worst entry."""
+    return _worst(np.asarray(status_name(status), dtype=object).ravel().tolist())
 
 
 def _estimate(res) -> tuple[float, str]:
