@@ -453,3 +453,37 @@ def test_knn_search_50k_points_at_defaults_runs():
     full = np.linalg.norm(x - x[j], axis=1)
     full[j] = np.inf
     np.testing.assert_array_equal(np.sort(np.asarray(i)[j]), np.sort(np.argsort(full)[:10]))
+
+
+# ------------------------------------------------------------------ distortion report
+
+
+def test_report_status_per_metric_and_nonfinite_under_jit():
+    x, y = _pair(110, n=24)
+    const = np.full_like(y, 2.5)
+    rep = gg.distortion_report(x, const, key=KEY, k=3, n_splits=2, throw=False)
+    d = rep.to_dict()
+    assert d["status"] == "degenerate_input"
+    assert d["statuses"]["trustworthiness"] == "degenerate_input"
+    assert d["statuses"]["stress"] == "ok"  # the reference x is not constant: stress is defined
+    assert np.isnan(d["trustworthiness"]) and np.isfinite(d["stress"])
+    msg = "distortion_report: degenerate_input.*trustworthiness"
+    with pytest.raises(gt.StatusError, match=msg):
+        gg.distortion_report(x, const, key=KEY, k=3, n_splits=2)
+    xb = x.copy()
+    xb[0, 0] = np.inf
+    fn = jax.jit(lambda a, b: gg.distortion_report(a, b, key=KEY, k=3, n_splits=2, throw=False))
+    d = fn(xb, y).to_dict()
+    assert set(d["statuses"].values()) == {"nonfinite_input"} and d["status"] == "nonfinite_input"
+    for name in ("trustworthiness", "stress", "bilipschitz", "procrustes_distortion"):
+        assert np.isnan(d[name]), name
+
+
+def test_report_translation_invariant_in_float32():
+    x, y = _pair(111, n=40)
+    base = gg.distortion_report(x, y, key=KEY, k=4, n_splits=0).to_dict()
+    got = gg.distortion_report(x + 1e6, y - 1e6, key=KEY, k=4, n_splits=0).to_dict()
+    for name in ("trustworthiness", "continuity", "knn_overlap", "knn_jaccard"):
+        assert got[name] == pytest.approx(base[name], abs=1e-6), name
+    for name in ("stress", "bilipschitz"):
+        assert got[name] == pytest.approx(base[name], rel=1e-5), name
