@@ -112,7 +112,8 @@ def main() -> None:
     for row in report.table:
         print(
             f"{row['model']:>10}: D={row['procrustes_distortion_mean']:.3f} "
-            f"MI={row['mi_nats']:.3f} nats (floor {row['floor_nats']:.3f}) regime={row['regime']}"
+            f"MI={row['mi_nats']:.3f} nats [{row['mi_status']}] (floor {row['floor_nats']:.3f}) "
+            f"regime={row['regime']} status={row['status']}"
         )
     print(f"RC texture test (kmer): {rc.verdict}; S={rc.stability}")
     for kind, p in paths.items():

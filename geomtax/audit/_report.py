@@ -115,8 +115,11 @@ def plot_mi_distortion_map(report) -> Figure:
         (rec.get("mi") or {}).get("global", {}).get("ceiling_nats")
         for rec in report.models.values()
     ]
-    f = np.nanmean([v for v in floors if _finite(v)] or [np.nan])
-    c = np.nanmean([v for v in ceils if _finite(v)] or [np.nan])
+    # Models whose MI is not ok have NaN floors/ceilings; average the ok ones (if any).
+    floors = [v for v in floors if _finite(v)]
+    ceils = [v for v in ceils if _finite(v)]
+    f = float(np.mean(floors)) if floors else math.nan
+    c = float(np.mean(ceils)) if ceils else math.nan
     if _finite(f) and _finite(c) and c > 0:
         ax.axhline(f / c, color="grey", ls="--", lw=1, label="noise floor / ceiling")
     ax.axvspan(0.5, 1.0, color="#f2d7d5", alpha=0.4, zorder=0, label="D >= 0.5")
