@@ -400,3 +400,35 @@ def test_data_member_syntax_is_file_hash_key(tmp_path):
     run_sweep(path, progress=False)
     (row,) = read_results(tmp_path / "out").to_pylist()
     assert row["data.x"] == "both.npz#emb" and abs(row["value"]) < 1e-3
+
+
+def test_degenerate_cell_is_a_row_with_its_status_and_vmapped_statuses(tmp_path):
+    """Estimators run with throw=False: a constant input is a row whose status says so (not a
+    failure), and a vmapped group of seeds records one status per seed."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x0.npy", rng.normal(size=(24, 6)))
+    np.save(tmp_path / "x1.npy", np.ones((24, 6)))  # every row identical: degenerate
+    np.save(tmp_path / "y.npy", rng.normal(size=(24, 6)))
+    cfg = {
+        "sweep": {"name": "d", "out": "out", "batch_size": 4},
+        "grid": {
+            "layer": [0, 1],
+            "seed": [0, 1, 2],
+            "estimator": ["procrustes_distortion", "feature_split_stability"],
+        },
+        "data": {"x": "x{layer}.npy", "y": "y.npy"},
+    }
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps(cfg))
+    s = run_sweep(path, progress=False)
+    assert (s.computed, s.failed) == (12, 0)
+    rows = read_results(tmp_path / "out").to_pylist()
+    for r in rows:
+        assert r["status"] in ("ok", "degenerate_input"), r
+        assert (r["status"] == "ok") == bool(np.isfinite(r["value"])), r
+    pd = {r["layer"]: r["status"] for r in rows if r["estimator"] == "procrustes_distortion"}
+    assert pd == {0: "ok", 1: "degenerate_input"}
+    fss = [r for r in rows if r["estimator"] == "feature_split_stability"]
+    assert {r["group_size"] for r in fss} == {3}  # one vmapped call per layer
+    assert {r["status"] for r in fss if r["layer"] == 0} == {"ok"}
+    assert {r["status"] for r in fss if r["layer"] == 1} == {"degenerate_input"}
