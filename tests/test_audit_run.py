@@ -15,6 +15,11 @@ from scipy.linalg import orthogonal_procrustes
 import geomtax.audit as ga
 
 MI = {"estimator": "ksg", "num_seeds": 8, "random_dim": 8}
+# The fixed-key fixture below was calibrated with KSG on calibrated_mi's z-scored inputs and no
+# further preprocessing; mutual_information's default is now the copula transform, which moves
+# the null model's estimate by ~0.03 nats, across the statistical floor at this one key. The
+# default preprocessing is checked statistically, over 8 keys, in test_planted_regimes_over_keys.
+MI_KEY6 = {**MI, "preprocess": "none"}
 N, D = 256, 8
 
 
@@ -74,7 +79,7 @@ def planted():
         features=f,
         local_features=lf,
         key=jax.random.key(6),
-        mi_options=MI,
+        mi_options=MI_KEY6,
         compute_rd=False,
     )
     return models, f, lf, report
@@ -244,7 +249,7 @@ def test_cli_on_files(planted, tmp_path, capsys):
         str(out),
         "--seed",
         "0",
-        *[a for k, v in MI.items() for a in ("--mi-option", f"{k}={json.dumps(v)}")],
+        *[a for k, v in MI_KEY6.items() for a in ("--mi-option", f"{k}={json.dumps(v)}")],
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
