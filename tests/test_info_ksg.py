@@ -51,7 +51,7 @@ def _numpy_ksg(x, y, k):
 
 
 def test_tiny_worked_example_exact_float32():
-    # REFERENCE 10.4: 0.116667 nats (= 0.168314 bits, NPEET README); holds in float32.
+    # NPEET's worked example: 0.116667 nats (= 0.168314 bits, NPEET README); holds in float32.
     r = ksg_mi(jnp.array(X_TINY), jnp.array(Y_TINY), k=3)
     assert isinstance(r, KSGResult) and r.status_name == "ok"
     v = r.value

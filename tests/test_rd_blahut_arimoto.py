@@ -1,4 +1,7 @@
-"""Blahut–Arimoto and R(D) curves against analytic rate–distortion functions (REFERENCE 10.2)."""
+"""Blahut–Arimoto and R(D) curves against analytic rate–distortion functions.
+
+Definitions: docs/reference/rate-distortion.md.
+"""
 
 import equinox as eqx
 import jax
@@ -222,7 +225,8 @@ def test_non_convergence_raises_or_flags():
 
 
 def test_curve_from_samples_matches_numpy_construction(getkey, x64):
-    # Independent construction of the discrete problem (REFERENCE 5.1): uniform p over rows,
+    # Independent construction of the discrete problem (docs/reference/rate-distortion.md):
+    # uniform p over rows,
     # d = squared distance to the codes / tr Cov(x) (population covariance), built in NumPy.
     x = jax.random.normal(getkey(), (120, 2), dtype=jnp.float64)
     codes = x[:10]

@@ -1,6 +1,9 @@
 """Rate–distortion: k-means quantization, Blahut–Arimoto R(D) curves and capacity scaling fits.
 
-See ``docs/api/rd.md`` for every formula and convention.
+Every estimator returns a result with a ``status`` (:class:`geomtax.Status`) and takes
+``throw: bool = True``; an unconverged Blahut–Arimoto point (``not_converged``) keeps its
+certified bounds. See ``docs/api/rd.md`` and ``docs/reference/rate-distortion.md`` for every
+formula and convention.
 """
 
 from ._blahut_arimoto import RDCurve as RDCurve
