@@ -370,6 +370,7 @@ def test_complex_input_rejected(name):
             ValueError,
             "max_pairs",
         ),
+        (lambda x, y: gg.rdm_similarity(x, y, max_pairs=128, key=0), TypeError, "key"),
         (lambda x, y: gg.rdm_similarity(x, y, block_size=0), ValueError, "block_size"),
         (lambda x, y: gg.rdm_similarity(x, y, block_size=2.5), TypeError, "block_size"),
         (lambda x, y: gg.rdm(x, block_size="4"), TypeError, "block_size"),

@@ -278,6 +278,17 @@ def _resolve_rank_method(rank_method, count):
     return rank_method
 
 
+def _check_key(key, function):
+    """A typed PRNG key (``jax.random.key``) or a raw ``uint32[2]`` one (``PRNGKey``)."""
+    dtype = getattr(key, "dtype", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    raw = dtype == jnp.uint32 and tuple(getattr(key, "shape", ())) == (2,)
+    if not (typed or raw) or (typed and key.shape != ()):
+        raise TypeError(
+            f"{function}: key must be a single PRNG key (jax.random.key(seed)), got {key!r}"
+        )
+
+
 def _sanitize(x, finite):
     return jnp.where(finite, x, jnp.zeros_like(x))
 
@@ -325,6 +336,7 @@ def _prepare_similarity(
         max_pairs = check_int("max_pairs", max_pairs, minimum=2 * SE_GROUPS)
         if key is None:
             raise ValueError(f"{function} with max_pairs needs an explicit PRNG `key`")
+        _check_key(key, function)
     count = max_pairs if max_pairs is not None else n * (n - 1) // 2
     if rank_method == "soft" and count > SOFT_MAX_VALUES:
         raise ValueError(
