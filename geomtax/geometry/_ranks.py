@@ -21,6 +21,12 @@ ranks of ties, which are half-integers, stay exact in integer arithmetic):
   triangle inequality and cosine is 1-Lipschitz in the angle). This bound is computed and
   returned with every binned result; it is about 1e-4 at 8M values with 2^16 buckets and
   shrinks with fewer values per bucket.
+
+Both paths are piecewise constant in the values (``stop_gradient`` inside), so the public
+metrics wrap their inputs in :func:`no_derivative`, which raises under differentiation. The
+differentiable alternative is :func:`soft_ranks` (pairwise sigmoids of the standardised values,
+O(p^2) time in tiles, at most :data:`SOFT_MAX_VALUES` values), which tends to the average rank
+as its temperature goes to zero.
 """
 
 import functools
