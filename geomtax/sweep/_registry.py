@@ -8,6 +8,8 @@ unless the caller opts in (``geomtax sweep --allow-import``, ``run_sweep(allow_i
 a config shared between colleagues is then executable code because someone said so.
 """
 
+import difflib
+import functools
 import importlib
 import inspect
 from collections.abc import Callable
@@ -21,6 +23,7 @@ class ImportNotAllowedError(ValueError):
     """A sweep config names an import path outside the registry without the opt-in."""
 
 
+@functools.cache
 def registry() -> dict[str, Callable[..., Any]]:
     """``{name: function}`` of every public function of ``geometry``, ``info`` and ``rd``.
 
@@ -82,8 +85,6 @@ def resolve_function(path: str, *, allow_import: bool = False) -> Callable[..., 
         return registry()[name]
     looks_like_path = ":" in path or "." in path
     if not looks_like_path:
-        import difflib
-
         close = difflib.get_close_matches(path, sorted(registry()), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(

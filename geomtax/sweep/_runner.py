@@ -2,6 +2,7 @@
 
 import collections
 import dataclasses
+import difflib
 import inspect
 import json
 import string
@@ -392,11 +393,12 @@ def check_sweep(
         params = _parameters(fn)
         if params is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             continue
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        data_args = [n for n, p in params.items() if p.kind in positional][:2]
+        passed = {*data_args, "key"}  # the sweep passes these itself
         for name in cell.options:
-            if name not in params or name in ("x", "y", "key"):
-                import difflib
-
-                valid = sorted(n for n in params if n not in ("x", "y", "key"))
+            if name not in params or name in passed:
+                valid = sorted(n for n in params if n not in passed)
                 close = difflib.get_close_matches(name, valid, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise SweepConfigError(
