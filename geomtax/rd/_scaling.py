@@ -168,8 +168,9 @@ def intrinsic_dimension(
         x: (n, D) samples of a manifold embedded in $\mathbb{R}^D$; ``n > k_max``.
         k_min: smallest neighborhood size, an int ``>= 2``.
         k_max: largest neighborhood size (static int, ``>= k_min``).
-        block_size: rows per kNN tile (a positive int); ``None`` lets the tile be as large as
-            the refinement tile allows.
+        block_size: query rows per kNN tile (a positive int; the tile is (block_size, n) plus a
+            (rows, k_max + 8, D) exact re-ranking tile of at most 2**24 floats). ``None`` uses
+            the largest tile that re-ranking bound allows, up to the full (n, n) matrix.
         throw: if True, a status other than ``ok`` raises :class:`geomtax.StatusError`; if False
             the result is returned with its status (under ``jit`` too).
 
