@@ -97,7 +97,9 @@ def register(subparsers) -> None:
         metavar="PATH[#KEY]",
         help="ground-truth features of each local window (in window order)",
     )
-    p.add_argument("--labels", metavar="PATH", help="optional labels, one per row")
+    p.add_argument(
+        "--labels", metavar="PATH[#KEY]", help="optional labels, one per row (.npy/.npz/.txt)"
+    )
     p.add_argument(
         "--perplexity",
         action="append",
@@ -144,7 +146,7 @@ def _inputs(args: argparse.Namespace):
     """Parse, load and check every input of the audit (raises :class:`UsageError`)."""
     from . import _genomics as gen
     from ._audit import ModelEmbeddings, check_options
-    from ._embeddings import load_labels
+    from ._embeddings import load_labels, split_data_spec
     from ._regimes import RegimeThresholds
 
     mi_options = _options(args.mi_option, "--mi-option")
@@ -203,7 +205,11 @@ def _inputs(args: argparse.Namespace):
         except (OSError, ValueError) as err:
             raise UsageError(f"--fasta {args.fasta}: {err}") from err
     try:
-        labels = load_labels(args.labels) if args.labels else None
+        if args.labels:
+            lpath, lkey = split_data_spec(args.labels)
+            labels = load_labels(lpath, name=lkey)
+        else:
+            labels = None
     except ValueError as err:
         raise UsageError(f"--labels {args.labels}: {err}") from err
     try:
