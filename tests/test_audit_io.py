@@ -60,6 +60,14 @@ def test_unreadable_unknown_empty(tmp_path):
     (tmp_path / "bad.npy").write_bytes(b"not a numpy file at all")
     with pytest.raises(ValueError, match="bad.npy"):
         ga.load_embeddings(tmp_path / "bad.npy")
+    # A text file named .npy is not a NumPy file (it used to be reported as a pickled array).
+    (tmp_path / "text.npy").write_text("1 2 3\n4 5 6\n")
+    for path in (tmp_path / "text.npy", tmp_path / "text.npz"):
+        if path.suffix == ".npz":
+            path.write_text("1 2 3\n")
+        with pytest.raises(ValueError, match=f"not a \\{path.suffix} file") as info:
+            ga.load_embeddings(path)
+        assert "pickle" not in str(info.value)
     (tmp_path / "bad.safetensors").write_bytes(b"\x00\x01garbage")
     with pytest.raises(ValueError, match="could not read"):
         ga.load_embeddings(tmp_path / "bad.safetensors")
@@ -71,6 +79,25 @@ def test_unreadable_unknown_empty(tmp_path):
     np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
     with pytest.raises(ValueError, match="empty"):
         ga.load_embeddings(tmp_path / "empty.npy")
+
+
+def test_data_spec_syntax(tmp_path, arr):
+    """PATH#KEY is the one data-path syntax of audit and sweep (load_array, check_array)."""
+    from geomtax.audit._embeddings import check_array, load_array, split_data_spec
+
+    assert split_data_spec("a/b.npz#emb") == ("a/b.npz", "emb")
+    assert split_data_spec("a/b.npy") == ("a/b.npy", None)
+    with pytest.raises(ValueError, match="ends with '#'"):
+        split_data_spec("b.npz#")
+    np.savez(tmp_path / "b.npz", emb=arr, other=arr * 2)
+    np.testing.assert_array_equal(load_array("b.npz#other", base_dir=tmp_path), arr * 2)
+    np.save(tmp_path / "a.npy", arr)
+    assert check_array(tmp_path / "a.npy") == arr.shape
+    assert check_array("b.npz#emb", base_dir=tmp_path) == arr.shape
+    with pytest.raises(ValueError, match="holds one array"):
+        check_array(f"{tmp_path / 'a.npy'}#emb")
+    with pytest.raises(ValueError, match="no such file"):
+        check_array("missing.npy", base_dir=tmp_path)
 
 
 def test_labels(tmp_path):
