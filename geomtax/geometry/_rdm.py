@@ -79,15 +79,6 @@ class RDMSimilarityResult(AbstractResult):
     rank_error_bound: Float[Array, ""]
 
 
-class _SampledParts(eqx.Module):
-    """Raw parts of a sampled-pair estimate (``value`` 0.0 where ``constant``); internal."""
-
-    value: Float[Array, ""]
-    constant: object
-    stderr: Float[Array, ""]
-    rank_error_bound: Float[Array, ""]
-
-
 def _two_pass_row_center(x):
     x0 = x - x[:, :1]
     return x0 - jnp.mean(x0, axis=1, keepdims=True)
@@ -633,16 +624,6 @@ def _sampled_similarity_impl(
         x, y, key, temperature, metric=metric, method=method, m=m, rank_method=rank_method
     )
     return _result(r, constant, degenerate, finite, m, se, bound, x.dtype)
-
-
-@eqx.filter_jit
-def _sampled_impl(x, y, key, *, metric, method, m, rank_method):
-    """Sampled-pair parts for :func:`~geomtax.geometry.distortion_report` (no status)."""
-    r, constant, se, bound = _sampled_core(
-        x, y, key, SOFT_RANK_TEMPERATURE, metric=metric, method=method, m=m, rank_method=rank_method
-    )
-    dt = x.dtype
-    return _SampledParts(r.astype(dt), constant, se.astype(dt), jnp.asarray(bound, dt))
 
 
 def rdm_drift(
