@@ -12,6 +12,7 @@ array that the library receives.
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
@@ -519,3 +520,15 @@ def test_removed_fields_and_names():
     r = gg.rdm_similarity(x, y)
     assert not hasattr(r, "constant") and r.status_name == "ok"
     assert not hasattr(gg.procrustes_ratio(x, y), "undefined")
+
+
+def test_procrustes_ratio_of_a_pure_translation_is_degenerate_not_ok():
+    # x vs x + 2.0 in float32 differ only by rounding after centring: raw is ~1e-7 and the ratio
+    # of two rounding residues is meaningless. It used to come back "ok" with a ratio in [0, 1].
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(100, 5)), jnp.float32)
+    res = gg.procrustes_ratio(x, x + 2.0, throw=False)
+    assert gt.status_name(res.status) == "degenerate_input"
+    assert np.isnan(float(res.ratio))
+    # a real (small) perturbation is still scored
+    y = x + 1e-3 * jnp.asarray(np.random.default_rng(1).normal(size=(100, 5)), jnp.float32)
+    assert gt.status_name(gg.procrustes_ratio(x, y, throw=False).status) == "ok"

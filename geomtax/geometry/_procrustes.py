@@ -201,8 +201,8 @@ class ProcrustesRatioResult(AbstractResult):
             under ``degenerate_input``, NaN under ``nonfinite_input``.
         aligned: residual after the best rotation and scale, same units and rule as ``raw``.
         status: a :class:`~geomtax.Status`: ``ok``, ``nonfinite_input`` or
-            ``degenerate_input`` (``raw == 0``, so the ratio is 0/0, or an input with all rows
-            identical).
+            ``degenerate_input`` (``raw`` is 0 up to float resolution, so the ratio is 0/0, or
+            an input with all rows identical).
     """
 
     ratio: Float[Array, ""]
@@ -235,8 +235,9 @@ def procrustes_ratio(
 
     Returns:
         :class:`ProcrustesRatioResult`. ``nonfinite_input``: everything NaN.
-        ``degenerate_input`` (``raw == 0``, or an input with all rows identical): ``ratio``
-        NaN, ``raw`` and ``aligned`` kept.
+        ``degenerate_input`` (``raw`` is 0 up to the float resolution of the inputs, i.e.
+        below ``64 * eps`` relative to the clouds' norm, or an input with all rows identical):
+        ``ratio`` NaN, ``raw`` and ``aligned`` kept.
 
     Raises:
         ValueError: mismatched shapes, rank other than 2, n < 2.
@@ -292,7 +293,10 @@ def _ratio_impl(xc, xp, finite):
     den = jnp.sum(xa * xa)
     s = jnp.where(den > 0, jnp.sum(xc * xa) / jnp.where(den > 0, den, 1.0), 0.0)
     aligned = jnp.sqrt(jnp.sum((xc - s * xa) ** 2)) / root_n
-    zero_raw = raw <= 0
+    # raw at the float resolution of the clouds (e.g. x vs x + 2.0 in float32, which differ only
+    # by rounding): the ratio would be rounding noise over rounding noise, so it is 0/0.
+    eps = jnp.finfo(xc.dtype).eps
+    zero_raw = raw * root_n <= 64 * eps * jnp.maximum(nc, np_)
     status = _status(finite, zero_raw | constant)
     ratio = nan_unless_ok(aligned / jnp.where(zero_raw, 1.0, raw), status)
     keep = ("degenerate_input",)
