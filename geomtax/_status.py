@@ -98,9 +98,19 @@ def status_name(status) -> str | np.ndarray:
     return np.asarray(STATUS_NAMES, dtype=object)[idx]
 
 
-def ok_status():
-    """``Status.ok`` as a 0-d array leaf (so results built from it vmap and jit uniformly)."""
-    return Status.where(jnp.asarray(True), Status.ok, Status.ok)
+def _item(value):
+    return eqx._enum.EnumerationItem(value, Status)
+
+
+def where(pred, a, b):
+    """``a`` where ``pred`` else ``b``, for batched predicates too (``Status.where`` is scalar)."""
+    pred = jnp.asarray(pred)
+    return _item(jnp.where(pred, jnp.asarray(a._value), jnp.asarray(b._value)))
+
+
+def ok_status(shape: tuple[int, ...] = ()):
+    """``Status.ok`` as an int32 array leaf of ``shape`` (results vmap and jit uniformly)."""
+    return _item(jnp.full(shape, int(Status.ok._value), dtype=jnp.int32))
 
 
 def select(*conditions: tuple, default=None):
@@ -116,7 +126,7 @@ def select(*conditions: tuple, default=None):
     """
     out = ok_status() if default is None else default
     for cond, item in reversed(conditions):
-        out = Status.where(jnp.asarray(cond), item, out)
+        out = where(cond, item, out)
     return out
 
 
@@ -127,8 +137,8 @@ def worst(*statuses):
         item = Status._name_to_item[name]
         hit = jnp.zeros((), bool)
         for s in statuses:
-            hit = hit | (s == item)
-        out = Status.where(hit, item, out)
+            hit = hit | (jnp.asarray(s._value) == jnp.asarray(item._value))
+        out = where(hit, item, out)
     return out
 
 
