@@ -1,4 +1,4 @@
-"""Closed-form MI oracles (REFERENCE section 10.1) and samplers, computed independently of geomtax.
+"""Closed-form MI oracles and samplers of the bmi ground-truth tasks, independent of geomtax.
 
 Test helper module (not a test file): numpy/scipy only.
 """
@@ -57,3 +57,32 @@ def bivariate(rho: float, n: int, rng):
     x = rng.standard_normal((n, 1))
     y = rho * x + np.sqrt(1.0 - rho**2) * rng.standard_normal((n, 1))
     return x, y, gaussian_mi(rho)
+
+
+def sparse_normal(d: int, rho: float, n: int, rng):
+    """X, Y in R^d with corr(X_i, Y_i) = rho and no other dependence; returns (x, y, mi)."""
+    x = rng.standard_normal((n, d))
+    y = rho * x + np.sqrt(1.0 - rho**2) * rng.standard_normal((n, d))
+    return x, y, d * gaussian_mi(rho)
+
+
+def half_cube(a):
+    """The bmi half-cube map sign(a) |a|^(3/2), applied elementwise (invertible: MI unchanged)."""
+    return np.sign(a) * np.abs(a) ** 1.5
+
+
+def spiral(a, speed: float = 0.5):
+    """Rotate the first two coordinates by ``speed * |a|^2`` (invertible: the norm is kept)."""
+    t = speed * np.sum(a**2, axis=1)
+    c, s = np.cos(t), np.sin(t)
+    out = a.copy()
+    out[:, 0], out[:, 1] = c * a[:, 0] - s * a[:, 1], s * a[:, 0] + c * a[:, 1]
+    return out
+
+
+def pad_independent(x, y, d: int, rng):
+    """Append independent N(0, 1) columns to x and y up to d columns each (MI unchanged)."""
+    n = x.shape[0]
+    px = rng.standard_normal((n, d - x.shape[1]))
+    py = rng.standard_normal((n, d - y.shape[1]))
+    return np.concatenate([x, px], axis=1), np.concatenate([y, py], axis=1)

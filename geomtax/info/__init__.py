@@ -1,4 +1,4 @@
-"""Mutual information: Equinox critics, variational bounds, compiled fits, KSG and calibration.
+"""Mutual information: Equinox critics, variational bounds, checked fits, KSG and calibration.
 
 See ``docs/api/info.md`` for every formula, its bias/variance caveats and the conventions.
 """
@@ -22,7 +22,9 @@ from ._fit import mine_train_tail as mine_train_tail
 from ._fit import mutual_information as mutual_information
 from ._ksg import KSGResult as KSGResult
 from ._ksg import ksg_mi as ksg_mi
+from ._preprocess import PCAResult as PCAResult
 from ._preprocess import ZScoreResult as ZScoreResult
+from ._preprocess import copula as copula
 from ._preprocess import pca as pca
 from ._preprocess import zscore as zscore
 
@@ -33,9 +35,11 @@ __all__ = [
     "KSGResult",
     "MIResult",
     "MineState",
+    "PCAResult",
     "SeparableCritic",
     "ZScoreResult",
     "calibrated_mi",
+    "copula",
     "dv_bound",
     "infonce_bound",
     "init_mine_state",

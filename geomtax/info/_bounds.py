@@ -25,11 +25,21 @@ from jax import lax
 from jaxtyping import Array, Float, Int
 
 from .._custom_types import KeyArray, ScalarLike
-from .._errors import check_choice, check_min_rows, check_paired
+from .._errors import check_choice, check_float, check_min_rows, check_paired
 from .._units import logmeanexp, logmeanexp_offdiagonal
 from ._critics import AbstractCritic
 
 NEGATIVES = ("shift", "all")
+
+
+def check_tau(tau):
+    """SMILE's clip level: a finite number > 0 (traced values pass); returns it."""
+    return check_float("tau", tau, positive=True)
+
+
+def check_ema_rate(ema_rate):
+    """MINE's moving-average rate: a finite number in (0, 1] (traced values pass); returns it."""
+    return check_float("ema_rate", ema_rate, positive=True, maximum=1.0)
 
 
 def _check(xs, ys, negatives: str | None = None) -> None:
@@ -202,7 +212,7 @@ def smile_bound(
         critic: Critic scoring one pair.
         xs: Minibatch of ``x``, shape (b, d_x).
         ys: Minibatch of ``y``, shape (b, d_y).
-        tau: Clip level (> 0, a leaf, so it can be swept under ``vmap``).
+        tau: Clip level, > 0 (a leaf, so it can be swept under ``vmap``).
         key: Dropout key (``None``: deterministic critic).
         negatives: ``"shift"`` or ``"all"``.
 
@@ -218,6 +228,7 @@ def smile_bound(
         ()
     """
     _check(xs, ys, negatives)
+    tau = check_tau(tau)
     joint, marginal, is_matrix = _joint_and_marginal(critic, xs, ys, key, negatives)
     clipped = jnp.clip(marginal, -tau, tau)
     dv_clipped = jnp.mean(joint) - _lme(clipped, is_matrix)
@@ -305,6 +316,7 @@ def mine_bound(
         1
     """
     _check(xs, ys, negatives)
+    ema_rate = check_ema_rate(ema_rate)
     joint, marginal, is_matrix = _joint_and_marginal(critic, xs, ys, key, negatives)
     lme = _lme(marginal, is_matrix)
     lme_sg = lax.stop_gradient(lme)

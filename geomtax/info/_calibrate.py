@@ -2,7 +2,6 @@
 
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
@@ -10,12 +9,22 @@ from jax.tree_util import Partial
 from jaxtyping import Array, Bool, Float
 
 from .._custom_types import KeyArray
-from .._errors import check_paired
-from ._fit import mutual_information
+from .._errors import check_bool, check_float, check_int, check_paired, check_real_array
+from .._status import (
+    PRECEDENCE,
+    AbstractResult,
+    Status,
+    finish,
+    nan_unless_ok,
+    ok_status,
+    worst,
+)
+from ..geometry._checks import as_float
+from ._fit import ESTIMATORS, mutual_information
 from ._preprocess import pca, zscore
 
 
-class CalibratedMIResult(eqx.Module):
+class CalibratedMIResult(AbstractResult):
     """Output of `calibrated_mi`; arrays only, in nats; per-seed arrays have shape (s,).
 
     Attributes:
@@ -32,8 +41,14 @@ class CalibratedMIResult(eqx.Module):
         normalized: ``mi_mean / ceiling_mean`` (NaN if the ceiling is not positive).
         excess: ``mi_mean - random_mean``.
         above_floor: ``mi_mean > noise_floor``.
-        diverged: True if any of the fits diverged (its value is then NaN).
         num_constant: Constant features dropped from (truth, embedding) by z-scoring.
+        mi_status: Status of each seed's MI(truth, embedding) fit, shape (s,).
+        ceiling_status: Status of each ceiling fit, shape (s,).
+        random_status: Status of each random-baseline fit, shape (s,).
+        status: The worst of the preprocessing status and every fit's status, where a ceiling
+            fit that is only ``implausible`` counts as ``ok`` (the ceiling is near-infinite MI by
+            design, where bounds saturate; its raw value is kept). Summary fields are NaN unless
+            ``ok``.
     """
 
     mi: Float[Array, " s"]
@@ -49,8 +64,11 @@ class CalibratedMIResult(eqx.Module):
     normalized: Float[Array, ""]
     excess: Float[Array, ""]
     above_floor: Bool[Array, ""]
-    diverged: Bool[Array, ""]
     num_constant: Array
+    mi_status: object
+    ceiling_status: object
+    random_status: object
+    status: object
 
 
 def _seed_fit(k_data, k_fit, truth, emb, *, kind, noise_scale, random_dim, estimator, options):
@@ -61,7 +79,15 @@ def _seed_fit(k_data, k_fit, truth, emb, *, kind, noise_scale, random_dim, estim
         other = truth + noise_scale * jax.random.normal(k_data, truth.shape, truth.dtype)
     else:
         other = jax.random.normal(k_data, (truth.shape[0], random_dim), truth.dtype)
-    return mutual_information(truth, other, key=k_fit, estimator=estimator, **dict(options)).value
+    res = mutual_information(
+        truth, other, key=k_fit, estimator=estimator, throw=False, **dict(options)
+    )
+    if kind == "ceiling":
+        # The ceiling's raw estimate is what the protocol needs, even where a rule fires.
+        raw = jnp.where(jnp.isnan(res.heldout), res.tail_mean, res.heldout)
+        keep = (res.status == Status.ok) | (res.status == Status.implausible)
+        return jnp.where(keep, raw, jnp.nan), res.status
+    return res.value, res.status
 
 
 def calibrated_mi(
@@ -75,9 +101,10 @@ def calibrated_mi(
     noise_scale: float = 0.1,
     random_dim: int = 50,
     mesh: Mesh | None = None,
+    throw: bool = True,
     **mi_options: Any,
 ) -> CalibratedMIResult:
-    r"""MI between ground truth and an embedding, calibrated as in the paper (REFERENCE 6.1).
+    r"""MI between ground truth and an embedding, calibrated as in the paper.
 
     1. Preprocess: z-score the truth; reduce the embedding by PCA to ``pca_dim`` dimensions
        (skipped if ``d <= pca_dim`` or ``pca_dim is None``), then z-score it (constant features
@@ -90,30 +117,39 @@ def calibrated_mi(
        \(\bar R + 2\,\mathrm{sd}(R)\), the normalized MI \(\bar I / \bar C\) and the
        excess MI \(\bar I - \bar R\).
 
-    The ceiling is the estimator's achievable maximum at this n, not a true MI. The default
-    estimator is the reference's plain DV with the training-tail estimate
-    (`mine_train_tail`); every fit of one call uses the same estimator and options.
+    The ceiling is the estimator's achievable maximum at this n, not a true MI. Every fit of one
+    call uses the same estimator and options (`mutual_information`'s defaults otherwise:
+    copula preprocessing and held-out evaluation; pass ``evaluation="train_tail"`` for the
+    reference's training-tail estimate). See docs/api/info.md.
+
+    Status codes: ``nonfinite_input`` / ``degenerate_input`` (from the preprocessing: NaN or inf
+    in either input, or every truth or embedding feature constant), then the worst status of
+    the MI and random-baseline fits and the ceiling fits (``diverged``, ``implausible``; a ceiling
+    fit that is only ``implausible`` does not count, see `CalibratedMIResult`). Per-seed values
+    of a fit that is not ok are NaN, and so are the summary fields unless ``status`` is ok.
 
     Args:
         x_truth: Ground-truth features, shape (n, d_t), paired with ``x_embedding``.
         x_embedding: Embeddings, shape (n, d_e).
         key: PRNG key; seed s uses ``jax.random.split(key, num_seeds)[s]``.
-        num_seeds: Number of seeds (static; reference 5).
+        num_seeds: Number of seeds (static), >= 1 (reference 5).
         estimator: Estimator name for `mutual_information` (``"ksg"`` allowed).
-        pca_dim: PCA target dimension for the embedding, or ``None`` to skip.
-        noise_scale: Standard deviation of the ceiling's added noise.
-        random_dim: Dimension of the random Gaussian baseline embedding.
+        pca_dim: PCA target dimension for the embedding (>= 1), or ``None`` to skip.
+        noise_scale: Standard deviation of the ceiling's added noise, > 0.
+        random_dim: Dimension of the random Gaussian baseline embedding, >= 1.
         mesh: optional 1-D ``jax.sharding.Mesh``; the seeds of each of the three fits are then
             split across its devices (`geomtax.parallel.shard_sweep`), with the same keys and
             results as the single-device ``vmap``.
+        throw: Raise `geomtax.StatusError` when the status is not ``ok``.
         **mi_options: Further options of `mutual_information` (``num_steps``, ...).
 
     Returns:
         A `CalibratedMIResult`.
 
     Raises:
-        ValueError: Mismatched rows, ``num_seeds < 1``, or any error of
+        ValueError: Mismatched rows, an out-of-range option, or any option error of
             `mutual_information`.
+        geomtax.StatusError: With ``throw=True``, when the status is not ``ok``.
 
     Examples:
         >>> from geomtax.info import calibrated_mi
@@ -121,26 +157,37 @@ def calibrated_mi(
         >>> kt, ke, kc = jax.random.split(jax.random.key(0), 3)
         >>> truth = jax.random.normal(kt, (300, 2))
         >>> emb = truth @ jax.random.normal(ke, (2, 8))
-        >>> res = calibrated_mi(truth, emb, key=kc, num_seeds=2, estimator="ksg")
+        >>> res = calibrated_mi(truth, emb, key=kc, num_seeds=2, estimator="ksg", throw=False)
         >>> res.mi.shape, res.normalized.shape
         ((2,), ())
     """
-    x_truth = jnp.asarray(x_truth)
-    x_embedding = jnp.asarray(x_embedding)
+    throw = check_bool("throw", throw)
+    check_real_array("x_truth", x_truth)
+    check_real_array("x_embedding", x_embedding)
+    x_truth = as_float("x_truth", x_truth)
+    x_embedding = as_float("x_embedding", x_embedding)
     x_truth = x_truth[:, None] if x_truth.ndim == 1 else x_truth
     x_embedding = x_embedding[:, None] if x_embedding.ndim == 1 else x_embedding
     check_paired(x_truth, x_embedding, names=("x_truth", "x_embedding"))
-    num_seeds = int(num_seeds)
-    if num_seeds < 1:
-        raise ValueError(f"num_seeds must be >= 1, got {num_seeds}")
-    if int(random_dim) < 1:
-        raise ValueError(f"random_dim must be >= 1, got {random_dim}")
-    zt = zscore(x_truth)
+    num_seeds = check_int("num_seeds", num_seeds, minimum=1)
+    random_dim = check_int("random_dim", random_dim, minimum=1)
+    noise_scale = check_float("noise_scale", noise_scale, positive=True)
+    if pca_dim is not None:
+        pca_dim = check_int("pca_dim", pca_dim, minimum=1)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+    if "throw" in mi_options or "key" in mi_options:
+        raise TypeError("calibrated_mi sets key and throw of its fits itself")
+    zt = zscore(x_truth, throw=False)
     emb = x_embedding
-    if pca_dim is not None and emb.shape[1] > int(pca_dim):
-        emb = pca(emb, int(pca_dim))
-    ze = zscore(emb)
+    if pca_dim is not None and emb.shape[1] > pca_dim:
+        p = pca(emb, num_components=min(pca_dim, emb.shape[0]), throw=False)
+        emb, pca_status = p.scores, p.status
+    else:
+        pca_status = Status.ok
+    ze = zscore(emb, throw=False)
     truth, emb = zt.values, ze.values.astype(zt.values.dtype)
+    prep_status = worst(zt.status, pca_status, ze.status)
 
     keys = jax.random.split(key, num_seeds)
     k_mi, k_ceil_noise, k_ceil, k_rand_data, k_rand = (
@@ -148,7 +195,7 @@ def calibrated_mi(
     )
     common = dict(
         noise_scale=float(noise_scale),
-        random_dim=int(random_dim),
+        random_dim=random_dim,
         estimator=estimator,
         options=tuple(sorted(mi_options.items())),
     )
@@ -161,30 +208,47 @@ def calibrated_mi(
 
         return shard_sweep(fn, k_data, k_fit, mesh=mesh, shared=(truth, emb))
 
-    mi = run("mi", k_mi, k_mi)
-    ceiling = run("ceiling", k_ceil_noise, k_ceil)
-    random = run("random", k_rand_data, k_rand)
+    mi, mi_status = run("mi", k_mi, k_mi)
+    ceiling, ceiling_status = run("ceiling", k_ceil_noise, k_ceil)
+    random, random_status = run("random", k_rand_data, k_rand)
+    ceiling_counted = jax.vmap(lambda s: Status.where(s == Status.implausible, Status.ok, s))(
+        ceiling_status
+    )
+    status = _worst_of(prep_status, mi_status, ceiling_counted, random_status)
     mi_mean, ceiling_mean, random_mean = jnp.mean(mi), jnp.mean(ceiling), jnp.mean(random)
     random_std = jnp.std(random)
     noise_floor = random_mean + 2.0 * random_std
     normalized = jnp.where(ceiling_mean > 0, mi_mean / ceiling_mean, jnp.nan)
-    diverged = ~(
-        jnp.all(jnp.isfinite(mi)) & jnp.all(jnp.isfinite(ceiling)) & jnp.all(jnp.isfinite(random))
-    )
-    return CalibratedMIResult(
+    res = CalibratedMIResult(
         mi=mi,
         ceiling=ceiling,
         random=random,
-        mi_mean=mi_mean,
-        mi_std=jnp.std(mi),
-        ceiling_mean=ceiling_mean,
-        ceiling_std=jnp.std(ceiling),
-        random_mean=random_mean,
-        random_std=random_std,
-        noise_floor=noise_floor,
-        normalized=normalized,
-        excess=mi_mean - random_mean,
-        above_floor=mi_mean > noise_floor,
-        diverged=diverged,
+        mi_mean=nan_unless_ok(mi_mean, status),
+        mi_std=nan_unless_ok(jnp.std(mi), status),
+        ceiling_mean=nan_unless_ok(ceiling_mean, status),
+        ceiling_std=nan_unless_ok(jnp.std(ceiling), status),
+        random_mean=nan_unless_ok(random_mean, status),
+        random_std=nan_unless_ok(random_std, status),
+        noise_floor=nan_unless_ok(noise_floor, status),
+        normalized=nan_unless_ok(normalized, status),
+        excess=nan_unless_ok(mi_mean - random_mean, status),
+        above_floor=(mi_mean > noise_floor) & (status == Status.ok),
         num_constant=jnp.stack([zt.num_constant, ze.num_constant]),
+        mi_status=mi_status,
+        ceiling_status=ceiling_status,
+        random_status=random_status,
+        status=status,
     )
+    return finish(res, throw=throw, function="calibrated_mi")
+
+
+def _worst_of(*statuses):
+    """The worst status over every entry of every (possibly batched) status."""
+    out = ok_status()
+    for name in reversed(PRECEDENCE):
+        item = Status._name_to_item[name]
+        hit = jnp.zeros((), bool)
+        for st in statuses:
+            hit = hit | jnp.any(st == item)
+        out = Status.where(hit, item, out)
+    return out

@@ -21,6 +21,21 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._custom_types import KeyArray
+from .._errors import check_float, check_int
+
+
+def check_hidden(hidden) -> tuple[int, ...]:
+    """Hidden widths: a tuple (or list) of ints, each >= 1; returns a tuple of Python ints."""
+    if isinstance(hidden, (int, str)) or not hasattr(hidden, "__iter__"):
+        raise TypeError(f"hidden must be a tuple of ints, got hidden={hidden!r}")
+    return tuple(check_int(f"hidden[{i}]", h, minimum=1) for i, h in enumerate(hidden))
+
+
+def _check_dropout(dropout) -> float:
+    dropout = check_float("dropout", dropout, minimum=0.0, allow_traced=False)
+    if not dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got dropout={dropout}")
+    return float(dropout)
 
 
 class AbstractCritic(eqx.Module):
@@ -89,14 +104,14 @@ class ConcatCritic(AbstractCritic):
 
     $$T_\theta(x, y) = \mathrm{MLP}_\theta([x; y]),$$
 
-    with ``Linear -> ReLU -> Dropout`` for each hidden width, then ``Linear -> 1`` (REFERENCE
-    section 6.1: hidden ``(256, 128)``, dropout 0.1 in the reference; geomtax defaults to 0.0 so
+    with ``Linear -> ReLU -> Dropout`` for each hidden width, then ``Linear -> 1`` (the
+    reference MINE critic has hidden ``(256, 128)`` and dropout 0.1; geomtax defaults to 0.0 so
     that the default fit is deterministic given its key).
 
     Args:
         x_dim: Dimension d_x of ``x``.
         y_dim: Dimension d_y of ``y``.
-        hidden: Hidden widths (static).
+        hidden: Hidden widths (static), each >= 1.
         dropout: Dropout rate in [0, 1) applied after each hidden ReLU when a key is passed.
         dtype: Parameter dtype (``None``: JAX's default float).
         key: PRNG key for the initial weights.
@@ -125,13 +140,11 @@ class ConcatCritic(AbstractCritic):
         dtype: "jnp.dtype | None" = None,
         key: KeyArray,
     ):
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.x_dim = int(x_dim)
-        self.y_dim = int(y_dim)
-        self.mlp = _MLP(
-            self.x_dim + self.y_dim, tuple(hidden), 1, float(dropout), dtype=dtype, key=key
-        )
+        dropout = _check_dropout(dropout)
+        hidden = check_hidden(hidden)
+        self.x_dim = check_int("x_dim", x_dim, minimum=1)
+        self.y_dim = check_int("y_dim", y_dim, minimum=1)
+        self.mlp = _MLP(self.x_dim + self.y_dim, hidden, 1, dropout, dtype=dtype, key=key)
 
     def __call__(
         self, x: Float[Array, " dx"], y: Float[Array, " dy"], *, key: KeyArray | None = None
@@ -151,8 +164,8 @@ class SeparableCritic(AbstractCritic):
     Args:
         x_dim: Dimension d_x of ``x``.
         y_dim: Dimension d_y of ``y``.
-        hidden: Hidden widths of each encoder (static).
-        embed_dim: Output dimension of both encoders (static).
+        hidden: Hidden widths of each encoder (static), each >= 1.
+        embed_dim: Output dimension of both encoders (static), >= 1.
         dropout: Dropout rate after each hidden ReLU, active only when a key is passed.
         dtype: Parameter dtype (``None``: JAX's default float).
         key: PRNG key for the initial weights.
@@ -181,17 +194,14 @@ class SeparableCritic(AbstractCritic):
         dtype: "jnp.dtype | None" = None,
         key: KeyArray,
     ):
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        dropout = _check_dropout(dropout)
+        hidden = check_hidden(hidden)
+        embed_dim = check_int("embed_dim", embed_dim, minimum=1)
         kg, kh = jax.random.split(key)
-        self.x_dim = int(x_dim)
-        self.y_dim = int(y_dim)
-        self.g = _MLP(
-            self.x_dim, tuple(hidden), int(embed_dim), float(dropout), dtype=dtype, key=kg
-        )
-        self.h = _MLP(
-            self.y_dim, tuple(hidden), int(embed_dim), float(dropout), dtype=dtype, key=kh
-        )
+        self.x_dim = check_int("x_dim", x_dim, minimum=1)
+        self.y_dim = check_int("y_dim", y_dim, minimum=1)
+        self.g = _MLP(self.x_dim, hidden, embed_dim, dropout, dtype=dtype, key=kg)
+        self.h = _MLP(self.y_dim, hidden, embed_dim, dropout, dtype=dtype, key=kh)
 
     def __call__(
         self, x: Float[Array, " dx"], y: Float[Array, " dy"], *, key: KeyArray | None = None
