@@ -18,7 +18,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from .._errors import check_bool, check_int, check_min_rows, check_rank, check_real_array
 from .._numerics import center, is_constant
-from .._status import AbstractResult, Status, finish, nan_unless_ok, select
+from .._status import AbstractResult, Estimate, Status, finish, nan_unless_ok, select
 from ..geometry._checks import as_float
 
 __all__ = ["PCAResult", "ZScoreResult", "copula", "pca", "zscore"]
@@ -157,7 +157,7 @@ def zscore(x: Float[Array, "n d"], *, throw: bool = True) -> ZScoreResult:
     return finish(_zscore_impl(x), throw=throw, function="zscore")
 
 
-def copula(x: Float[Array, "n d"], *, throw: bool = True):
+def copula(x: Float[Array, "n d"], *, throw: bool = True) -> Estimate:
     r"""Marginal rank-Gaussianisation: \(\Phi^{-1}(\mathrm{rank}_{ij} / (n + 1))\) per column.
 
     Every column is replaced by standard-normal quantiles of its ranks (ties share their average
@@ -181,8 +181,6 @@ def copula(x: Float[Array, "n d"], *, throw: bool = True):
         >>> copula(jnp.array([[1.0], [1e30], [-3.0]])).value.ravel()
         Array([ 0.       ,  0.6744898, -0.6744898], dtype=float32)
     """
-    from .._status import Estimate
-
     throw = check_bool("throw", throw)
     x = _prepare("x", x, 2, "copula")
 
