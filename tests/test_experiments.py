@@ -158,7 +158,8 @@ def test_resume_reproduces_uninterrupted_run(getkey, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# shattering epoch (REFERENCE 5.2), against a direct NumPy transcription
+# shattering epoch (docs/reference/rate-distortion.md#scaling-law), against a direct NumPy
+# transcription
 
 
 def _shatter_oracle(d, skip=3, window=3):

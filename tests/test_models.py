@@ -151,7 +151,7 @@ def test_random_code_table_orthonormal(getkey):
 
 
 def test_reference_parameter_counts():
-    """SmallBERT and SmallMamba match the PyTorch reference counts exactly (REFERENCE 4.1)."""
+    """SmallBERT and SmallMamba match the PyTorch reference counts (docs/reference/models.md)."""
     counts = {}
     for arch in ("bert", "mamba"):
         abstract = nnx.eval_shape(lambda a=arch: SequenceModel(EncoderConfig(a), rngs=nnx.Rngs(0)))

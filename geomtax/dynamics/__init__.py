@@ -2,7 +2,7 @@
 
 Generators return :class:`Trajectories`; tokenizers are small fitted Equinox modules that save and
 load without pickle; perturbations are keyed and vmappable; :func:`build_dataset` caches train/eval
-splits on disk as ``.npz`` keyed by a hash of the configuration (REFERENCE section 3).
+splits on disk as ``.npz`` keyed by a hash of the configuration (docs/reference/systems.md).
 """
 
 from ._dataset import Dataset as Dataset

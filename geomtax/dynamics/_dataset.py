@@ -128,7 +128,7 @@ def build_dataset(
 ) -> Dataset:
     """Generate (or read from cache) tokenized train/eval splits of a synthetic system.
 
-    Steps (REFERENCE 3.1-3.3): generate ``num_train`` training and ``num_eval`` evaluation
+    Steps (docs/reference/systems.md): generate ``num_train`` training and ``num_eval`` evaluation
     sequences with :func:`generate` from independent keys; fit :func:`uniform_bins` on the
     **training** values' global range (coupled Lorenz: one range per oscillator, via
     ``segment_ids``); encode both splits with it, and compute the continuous [0, 1] targets.

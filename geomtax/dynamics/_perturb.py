@@ -1,4 +1,6 @@
-r"""Token perturbations (REFERENCE 3.4): value noise, time reversal, codebook noise, interpolation.
+r"""Token perturbations: value noise, time reversal, codebook noise, interpolation.
+
+Definitions: docs/reference/systems.md#perturbations.
 
 All are pure functions of their inputs and an explicit key, work on any leading batch shape
 (the last axis is time), and are vmappable over keys and rates.
@@ -34,7 +36,7 @@ def value_noise(
     num_bins: int = 256,
     sigma_fraction: ScalarLike = 0.1,
 ) -> Int[Array, "..."]:
-    r"""SNP-analogue value noise on tokens (REFERENCE 3.4).
+    r"""SNP-analogue value noise on tokens (docs/reference/systems.md#perturbations).
 
     Each position is selected independently with probability ``rate``; a selected token ``b``
     becomes :math:`\mathrm{clip}(b + \mathrm{trunc}(\epsilon), 0, K-1)` with
@@ -108,7 +110,9 @@ def codebook_noise(
     rate: ScalarLike,
     sigma_fraction: ScalarLike = 0.1,
 ) -> Int[Array, "..."]:
-    r"""Noise in continuous space, then re-encoding by a codebook (REFERENCE 3.4).
+    r"""Noise in continuous space, then re-encoding by a codebook.
+
+    Definition: docs/reference/systems.md#perturbations.
 
     Each position is selected with probability ``rate``; selected values get
     :math:`v + \epsilon`, :math:`\epsilon \sim N(0, \sigma^2)`,
@@ -150,7 +154,9 @@ def codebook_noise(
 def interpolate_tokens(
     tokens_a: Int[Array, "..."], tokens_b: Int[Array, "..."], alpha: ScalarLike
 ) -> Int[Array, "..."]:
-    r"""Track A token path: :math:`\mathrm{round}((1-\alpha) a + \alpha b)` (REFERENCE 3.4).
+    r"""Track A token path: :math:`\mathrm{round}((1-\alpha) a + \alpha b)`.
+
+    Definition: docs/reference/systems.md#perturbations.
 
     Rounding is half-to-even (as NumPy's ``round``). Deterministic; vmap over ``alpha`` for the
     101-step path ``alpha = 0, 0.01, ..., 1``.

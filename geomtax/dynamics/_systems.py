@@ -2,7 +2,7 @@ r"""Synthetic dynamical systems: closed-form signals and diffrax-integrated ODEs
 
 Every generator is a function of an explicit PRNG key and the number of sequences, and returns a
 :class:`Trajectories` holding the observed signal, the full state where one exists, the time grid,
-the sampled parameters and failure flags (REFERENCE section 3.2).
+the sampled parameters and failure flags (docs/reference/systems.md#generators).
 
 Randomness: the key is split once into one key per sequence (``jax.random.split(key, n)``), and
 everything about sequence ``i`` (parameters, initial condition, re-draws) is derived from its own
@@ -317,7 +317,7 @@ def waveform(
     batch_size: int | None = None,
     dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
-    r"""Superposed sines (REFERENCE 3.2, ``waveform``).
+    r"""Superposed sines (docs/reference/systems.md#generators, ``waveform``).
 
     .. math:: v(t) = \sum_{j=1}^{J} a_j \sin(2\pi f_j t + \varphi_j),
 
@@ -418,7 +418,7 @@ def damped_oscillator(
     batch_size: int | None = None,
     dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
-    r"""Damped oscillator (REFERENCE 3.2, ``damped_oscillator``).
+    r"""Damped oscillator (docs/reference/systems.md#generators, ``damped_oscillator``).
 
     .. math:: x(t) = A e^{-\gamma t} \cos(\omega t + \varphi),
 
@@ -587,7 +587,7 @@ def lorenz(
     batch_size: int | None = None,
     dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
-    r"""Lorenz system, x coordinate observed (REFERENCE 3.2, ``lorenz_x``).
+    r"""Lorenz system, x coordinate observed (docs/reference/systems.md#generators, ``lorenz_x``).
 
     .. math::
         \dot x = \sigma (y - x), \quad \dot y = x(\rho - z) - y, \quad \dot z = x y - \beta z,
@@ -673,7 +673,9 @@ def coupled_lorenz(
     batch_size: int | None = None,
     dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
-    r"""Ring of diffusively coupled Lorenz oscillators (REFERENCE 3.2, ``coupled_lorenz``).
+    r"""Ring of diffusively coupled Lorenz oscillators (``coupled_lorenz``).
+
+    Definition: docs/reference/systems.md#generators.
 
     .. math::
         \dot x_i = \sigma (y_i - x_i) + \varepsilon (x_{i+1} - 2 x_i + x_{i-1}), \quad

@@ -1,4 +1,6 @@
-r"""Tokenizers: equal-width uniform bins and a learned 1-D k-means codebook (REFERENCE 3.3, 3.5).
+r"""Tokenizers: equal-width uniform bins and a learned 1-D k-means codebook.
+
+Definitions: docs/reference/systems.md#uniform-tokenizer and docs/reference/systems.md#codebook.
 
 Both are small fitted Equinox modules (arrays plus static sizes) with ``encode``/``decode``, and
 both save to and load from ``.npz`` files without pickle (``np.load(..., allow_pickle=False)``).
@@ -74,7 +76,9 @@ def tokenize_uniform_ref(
     high: float | Float[Array, "..."],
     num_bins: int = 256,
 ) -> Int[Array, "..."]:
-    r"""Reference bins (REFERENCE 3.3): :math:`b = \mathrm{clip}(\mathrm{int}(u (K-1)), 0, K-1)`.
+    r"""Reference bins: :math:`b = \mathrm{clip}(\mathrm{int}(u (K-1)), 0, K-1)`.
+
+    Definition: docs/reference/systems.md#uniform-tokenizer.
 
     Bins have width :math:`(\mathrm{high}-\mathrm{low})/(K-1)` and the last bin holds only
     :math:`u = 1`, as in the reference code.
@@ -218,7 +222,9 @@ def uniform_bins(
     rule: str = "floor",
     segment_ids: Int[Array, " L"] | None = None,
 ) -> UniformBins:
-    r"""Fit an equal-width tokenizer on the training set's global range (REFERENCE 3.3).
+    r"""Fit an equal-width tokenizer on the training set's global range.
+
+    Definition: docs/reference/systems.md#uniform-tokenizer.
 
     ``low = min(values)``, ``high = max(values)`` over the whole training set (two passes, as in
     the reference: generate everything, then bin); evaluation data reuse the training range, values
@@ -367,7 +373,9 @@ def kmeans_codebook(
     max_samples: int | None = 500_000,
     num_inits: int = 3,
 ) -> KMeansCodebook:
-    r"""Fit a K-code codebook by 1-D k-means on raw values (REFERENCE 3.5, "double bind").
+    r"""Fit a K-code codebook by 1-D k-means on raw values ("double bind").
+
+    Definition: docs/reference/systems.md#codebook.
 
     Minimizes :math:`\sum_i (v_i - c_{a_i})^2` with :func:`geomtax.rd.kmeans` (k-means++ seeding,
     Lloyd iterations) on the flattened values, or on a uniform subsample of ``max_samples`` of them

@@ -1,4 +1,4 @@
-"""Four small causal sequence encoders (REFERENCE.md section 4.1), written in Flax NNX.
+"""Four small causal sequence encoders (docs/reference/models.md#encoders), written in Flax NNX.
 
 Every encoder maps integer tokens ``(..., L)`` to hidden states ``(..., L, d_model)`` after a
 final LayerNorm, and is causal: position ``t`` only sees tokens ``<= t``. Each exposes two
@@ -32,7 +32,7 @@ class EncoderConfig(eqx.Module):
     r"""Hyper-parameters of one encoder (every field is static: it fixes shapes).
 
     "Identical encoder" in the head ablation means the same ``EncoderConfig``; only the head
-    differs. Defaults are the reference sizes (REFERENCE.md section 4.1).
+    differs. Defaults are the reference sizes (docs/reference/models.md#encoders).
 
     Attributes:
         architecture: one of ``"bert"``, ``"mamba"``, ``"striped_hyena"``, ``"lstm"``.

@@ -1,4 +1,4 @@
-"""Encoder + head models and their next-step losses (REFERENCE.md section 4.2)."""
+"""Encoder + head models and their next-step losses (docs/reference/models.md#heads)."""
 
 import math
 
@@ -23,7 +23,7 @@ def random_code_table(vocab_size: int, d_code: int, *, key: jax.Array) -> jax.Ar
 
     Rows are i.i.d. :math:`\mathcal N(0, I_{d})` vectors scaled to unit norm; with
     ``d_code >= vocab_size`` they are made exactly orthonormal (QR), the "random orthonormal"
-    control of REFERENCE.md section 4.2.
+    control of docs/reference/models.md#heads.
 
     Args:
         vocab_size: number of tokens (rows).
@@ -209,7 +209,7 @@ def embed(model: nnx.Module, tokens: jax.Array, *, batch_size: int | None = None
     .. math:: e = \frac{1}{L}\sum_{t=0}^{L-1} h^{(\text{final})}_t \in \mathbb R^{d_{model}}
 
     Deterministic (no dropout). This is the embedding every distortion metric is computed on
-    (REFERENCE.md section 2.0).
+    (docs/reference/geometry.md#inputs-and-pairing).
 
     Args:
         model: a :class:`SequenceModel` or a bare encoder.
