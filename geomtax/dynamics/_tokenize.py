@@ -436,9 +436,11 @@ def kmeans_codebook(
     if n_init < 1:
         raise ValueError(f"num_inits must be >= 1, got {num_inits!r}")
     x = fit_on[:, None]
-    runs = jax.vmap(lambda kk: kmeans(x, k, key=kk, num_iters=num_iters, tol=tol).centroids)(
-        jax.random.split(k_fit, n_init)
-    )  # (num_inits, K, 1)
+    # throw=False: a run that stops at num_iters is still a usable codebook (the best of the
+    # num_inits runs by MSE is kept); finiteness and K <= distinct values are checked above.
+    runs = jax.vmap(
+        lambda kk: kmeans(x, k, key=kk, num_iters=num_iters, tol=tol, throw=False).centroids
+    )(jax.random.split(k_fit, n_init))  # (num_inits, K, 1)
     runs = jnp.sort(runs[..., 0], axis=-1)
     inertia = jax.vmap(lambda c: _sorted_mse(c, fit_on))(runs)
     centroids = runs[jnp.argmin(inertia)]
