@@ -186,21 +186,30 @@ def test_calibrated_mi_neural_runs_and_errors():
         throw=False,
     )
     assert r.mi.shape == (2,) and r.mi_status._value.shape == (2,)
-    # Ten steps do not converge: each fit reports it, and so does the summary.
+    # Each fit reports its own status; the raw per-seed estimates are kept whatever it is, and
+    # the summary is ok only if every MI fit is.
     ok = np.asarray(r.mi_status == Status.ok)
-    assert np.all(np.isfinite(np.asarray(r.mi)[ok])) and np.all(np.isnan(np.asarray(r.mi)[~ok]))
-    assert r.ok == bool(ok.all() and np.all(np.asarray(r.random_status == Status.ok)))
+    assert np.all(np.isfinite(np.asarray(r.mi))) and np.all(np.isfinite(np.asarray(r.random)))
+    assert bool(r.ok) == bool(ok.all())
+    assert np.isnan(float(r.mi_mean)) != bool(r.ok)
 
 
 @pytest.mark.slow
 def test_calibrated_mi_reference_protocol_neural():
-    # Reference settings scaled down: DV, train tail, 5 seeds, 2,000 steps, n = 1,000.
+    # Reference settings scaled down: DV, 5 seeds, 2,000 steps, n = 1,000.
     rng = np.random.default_rng(5)
     n = 1000
     truth = rng.standard_normal((n, 3)).astype(np.float32)
     emb = np.concatenate(
         [truth @ rng.standard_normal((3, 80)), rng.standard_normal((n, 20))], axis=1
     ).astype(np.float32)
-    r = gi.calibrated_mi(truth, emb, key=jax.random.key(6), evaluation="train_tail")
-    assert bool(r.above_floor)
-    assert 0.3 < float(r.normalized) <= 1.2
+    # The reference protocol: training-tail estimates. The 3-D truth is linearly encoded in the
+    # embedding (tens of nats), so the MI fits may still be rising after 2,000 steps and report
+    # not_converged (the summary is then NaN); the raw per-seed estimates are kept and clear the
+    # random baseline's floor by far. (Held-out DV at this MI is wild, and flagged.)
+    r = gi.calibrated_mi(truth, emb, key=jax.random.key(6), evaluation="train_tail", throw=False)
+    assert r.status_name in ("ok", "not_converged"), r.status_name
+    mi, ceiling, random = (np.asarray(a) for a in (r.mi, r.ceiling, r.random))
+    assert np.all(np.isfinite(mi)) and np.all(np.isfinite(random))
+    assert mi.mean() > random.mean() + 2 * random.std() + 0.5
+    assert 0.3 < mi.mean() / ceiling.mean() <= 1.2

@@ -28,7 +28,7 @@ class CalibratedMIResult(AbstractResult):
     """Output of `calibrated_mi`; arrays only, in nats; per-seed arrays have shape (s,).
 
     Attributes:
-        mi: MI(truth, embedding) per seed.
+        mi: MI(truth, embedding) per seed (raw estimates; see ``status``).
         ceiling: MI(truth, truth + noise) per seed (the estimator's achievable maximum at this n).
         random: MI(truth, random Gaussian embedding) per seed.
         mi_mean: Mean of ``mi`` over seeds (std with ddof 0 in ``mi_std``).
@@ -45,10 +45,14 @@ class CalibratedMIResult(AbstractResult):
         mi_status: Status of each seed's MI(truth, embedding) fit, shape (s,).
         ceiling_status: Status of each ceiling fit, shape (s,).
         random_status: Status of each random-baseline fit, shape (s,).
-        status: The worst of the preprocessing status and every fit's status, where a ceiling
-            fit that is only ``implausible`` counts as ``ok`` (the ceiling is near-infinite MI by
-            design, where bounds saturate; its raw value is kept). Summary fields are NaN unless
-            ``ok``.
+        status: The worst of the preprocessing status, the MI fits' statuses and the ceiling
+            and random fits' statuses, where a ceiling or random fit that is only
+            ``implausible`` or ``not_converged`` counts as ``ok``: the ceiling is near-infinite
+            MI by design (bounds saturate) and the random baseline exists to measure overfitting
+            (held-out and training estimates disagree by design). Summary fields are NaN unless
+            ``ok``; the per-seed arrays ``mi``, ``ceiling`` and ``random`` hold the raw estimates
+            whatever their status (NaN only for a fit with no number: non-finite or
+            degenerate input, diverged), so read them with the per-fit statuses.
     """
 
     mi: Float[Array, " s"]
@@ -82,12 +86,21 @@ def _seed_fit(k_data, k_fit, truth, emb, *, kind, noise_scale, random_dim, estim
     res = mutual_information(
         truth, other, key=k_fit, estimator=estimator, throw=False, **dict(options)
     )
-    if kind == "ceiling":
-        # The ceiling's raw estimate is what the protocol needs, even where a rule fires.
-        raw = jnp.where(jnp.isnan(res.heldout), res.tail_mean, res.heldout)
-        keep = (res.status == Status.ok) | (res.status == Status.implausible)
-        return jnp.where(keep, raw, jnp.nan), res.status
-    return res.value, res.status
+    # The raw estimate (held-out, or the tail mean for train_tail / KSG) is kept whatever rule
+    # fired; only a fit with no number (non-finite input, degenerate input, diverged) is NaN.
+    raw = jnp.where(jnp.isnan(res.heldout), res.tail_mean, res.heldout)
+    keep = (
+        (res.status == Status.ok)
+        | (res.status == Status.implausible)
+        | (res.status == Status.not_converged)
+    )
+    return jnp.where(keep, raw, jnp.nan), res.status
+
+
+def _ignore_rules(status):
+    """A baseline fit's status, counting only failures that leave no number."""
+    soft = (status == Status.implausible) | (status == Status.not_converged)
+    return Status.where(soft, Status.ok, status)
 
 
 def calibrated_mi(
@@ -124,9 +137,10 @@ def calibrated_mi(
 
     Status codes: ``nonfinite_input`` / ``degenerate_input`` (from the preprocessing: NaN or inf
     in either input, or every truth or embedding feature constant), then the worst status of
-    the MI and random-baseline fits and the ceiling fits (``diverged``, ``implausible``; a ceiling
-    fit that is only ``implausible`` does not count, see `CalibratedMIResult`). Per-seed values
-    of a fit that is not ok are NaN, and so are the summary fields unless ``status`` is ok.
+    the MI fits (any status) and of the ceiling and random fits (``diverged`` and the input
+    statuses; their ``implausible``/``not_converged`` do not count, see `CalibratedMIResult`).
+    The summary fields are NaN unless ``status`` is ok; the per-seed arrays keep the raw
+    estimates.
 
     Args:
         x_truth: Ground-truth features, shape (n, d_t), paired with ``x_embedding``.
@@ -211,10 +225,9 @@ def calibrated_mi(
     mi, mi_status = run("mi", k_mi, k_mi)
     ceiling, ceiling_status = run("ceiling", k_ceil_noise, k_ceil)
     random, random_status = run("random", k_rand_data, k_rand)
-    ceiling_counted = jax.vmap(lambda s: Status.where(s == Status.implausible, Status.ok, s))(
-        ceiling_status
-    )
-    status = _worst_of(prep_status, mi_status, ceiling_counted, random_status)
+    ceiling_counted = jax.vmap(_ignore_rules)(ceiling_status)
+    random_counted = jax.vmap(_ignore_rules)(random_status)
+    status = _worst_of(prep_status, mi_status, ceiling_counted, random_counted)
     mi_mean, ceiling_mean, random_mean = jnp.mean(mi), jnp.mean(ceiling), jnp.mean(random)
     random_std = jnp.std(random)
     noise_floor = random_mean + 2.0 * random_std
