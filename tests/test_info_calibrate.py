@@ -213,3 +213,16 @@ def test_calibrated_mi_reference_protocol_neural():
     assert np.all(np.isfinite(mi)) and np.all(np.isfinite(random))
     assert mi.mean() > random.mean() + 2 * random.std() + 0.5
     assert 0.3 < mi.mean() / ceiling.mean() <= 1.2
+
+
+def test_zscore_and_pca_translation_invariant_float32():
+    # An offset of 1e6 on data of spread 1e3 (float32 resolves it to 0.06): the result equals
+    # the float64 z-score / PCA of the same shifted float32 array.
+    rng = np.random.default_rng(10)
+    x = (rng.standard_normal((300, 4)) * 1e3 + 1e6).astype(np.float32)
+    ref = scipy_zscore(x.astype(np.float64), axis=0)
+    np.testing.assert_allclose(gi.zscore(x).values, ref, atol=1e-4)
+    xc = x.astype(np.float64) - x.astype(np.float64).mean(0)
+    want = PCA(n_components=2, svd_solver="full").fit_transform(xc)
+    got = np.asarray(gi.pca(x, num_components=2).scores)
+    np.testing.assert_allclose(np.abs(got), np.abs(want), rtol=1e-3, atol=1e-1)
