@@ -15,6 +15,7 @@ from jax.scipy.special import digamma
 from jaxtyping import Array, Float
 
 from .._chunking import map_row_blocks
+from .._custom_types import KeyArray
 from .._errors import (
     check_bool,
     check_float,
@@ -431,7 +432,7 @@ def ksg_mi(
     rescale: bool = False,
     clip_negative: bool = False,
     jitter: float = 0.0,
-    key=None,
+    key: KeyArray | None = None,
     throw: bool = True,
 ) -> KSGResult:
     r"""KSG estimator of \(I(X; Y)\) (Kraskov et al. 2004, algorithm 1, eq. 8), in nats.
