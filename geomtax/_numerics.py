@@ -8,6 +8,7 @@ float32 neither cancel catastrophically nor under/overflow.
 """
 
 import jax.numpy as jnp
+from jax import lax
 
 
 def is_constant(x):
@@ -42,3 +43,31 @@ def safe_sqrt(x):
     """``sqrt(max(x, 0))`` with a finite (zero) gradient at 0."""
     pos = x > 0
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, jnp.ones_like(x))), jnp.zeros_like(x))
+
+
+def row_hashes(x):
+    """Two independent 32-bit integer hashes of each row's bits (exact: equal rows, equal hash).
+
+    Integer multiply-add wraps modulo 2**32, so the sums are exact and order independent.
+    """
+    x = x + jnp.zeros((), x.dtype)  # -0.0 -> +0.0
+    bits = lax.bitcast_convert_type(x, jnp.uint32)  # (n, d) or (n, d, 2) for float64
+    bits = bits.reshape(x.shape[0], -1)
+    m = bits.shape[1]
+    j = jnp.arange(m, dtype=jnp.uint32)
+    c1 = (j * jnp.uint32(2654435761) + jnp.uint32(0x9E3779B9)) | jnp.uint32(1)
+    c2 = (j * jnp.uint32(2246822519) + jnp.uint32(0x85EBCA77)) | jnp.uint32(1)
+    b2 = bits ^ (bits >> jnp.uint32(15))
+    return jnp.sum(bits * c1[None, :], axis=1), jnp.sum(b2 * c2[None, :], axis=1)
+
+
+def same_rows(a, b):
+    """(na, nb) bool: row i of ``a`` equals row j of ``b`` exactly (bitwise, -0.0 == 0.0).
+
+    Compared through :func:`row_hashes` (two 32-bit hashes; a false match needs both to
+    collide), so it is exact for duplicates and never confuses a near pair with a duplicate,
+    whatever the scale or the dimension.
+    """
+    ha1, ha2 = row_hashes(a)
+    hb1, hb2 = row_hashes(b)
+    return (ha1[:, None] == hb1[None, :]) & (ha2[:, None] == hb2[None, :])

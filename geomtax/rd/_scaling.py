@@ -16,7 +16,7 @@ from .._errors import (
     finite_mask,
     is_traced,
 )
-from .._numerics import standardize_cloud
+from .._numerics import row_hashes, standardize_cloud
 from .._status import AbstractResult, Status, finish, select
 
 #: Extra Gram-form candidates re-ranked by exact distances in the neighbour search.
@@ -45,26 +45,10 @@ class IntrinsicDimensionResult(AbstractResult):
     status: object
 
 
-def _row_hashes(x):
-    """Two independent 32-bit integer hashes of each row's bits (exact: equal rows, equal hash).
-
-    Integer multiply-add wraps modulo 2**32, so the sums are exact and order independent.
-    """
-    x = x + jnp.zeros((), x.dtype)  # -0.0 -> +0.0
-    bits = lax.bitcast_convert_type(x, jnp.uint32)  # (n, d) or (n, d, 2) for float64
-    bits = bits.reshape(x.shape[0], -1)
-    m = bits.shape[1]
-    j = jnp.arange(m, dtype=jnp.uint32)
-    c1 = (j * jnp.uint32(2654435761) + jnp.uint32(0x9E3779B9)) | jnp.uint32(1)
-    c2 = (j * jnp.uint32(2246822519) + jnp.uint32(0x85EBCA77)) | jnp.uint32(1)
-    b2 = bits ^ (bits >> jnp.uint32(15))
-    return jnp.sum(bits * c1[None, :], axis=1), jnp.sum(b2 * c2[None, :], axis=1)
-
-
 def _first_copies(x):
     """(n,) bool: True for the first copy of each distinct row (exact row equality)."""
     n = x.shape[0]
-    h1, h2 = _row_hashes(x)
+    h1, h2 = row_hashes(x)
     _, _, order = lax.sort((h1, h2, jnp.arange(n, dtype=jnp.int32)), num_keys=2)
     xs = x[order]
     same_prev = jnp.concatenate([jnp.zeros((1,), bool), jnp.all(xs[1:] == xs[:-1], axis=1)], axis=0)
