@@ -377,6 +377,20 @@ def _pair_sums(x, y, block_size, fn, init, remat=True):
     return scan_row_blocks(body, init, xy, block_size=block_size, remat=remat)
 
 
+def coincident(xb, y, dist):
+    """Pairs whose Gram-form distance is 0 to rounding (a relative test: scale-free).
+
+    ``|a|^2 + |b|^2 - 2 a.b`` carries a rounding error of about ``sqrt(d) eps (|a|^2 + |b|^2)``
+    (so an exact duplicate reads as a small residue); squared distances below twice that count
+    as coincident. Inputs are in their frame (centred), so the test is relative to the spread.
+    """
+    d = xb.shape[1]
+    eps = jnp.finfo(xb.dtype).eps
+    na = jnp.sum(xb * xb, axis=-1)[:, None]
+    nb = jnp.sum(y * y, axis=-1)[None, :]
+    return dist * dist <= 2.0 * jnp.sqrt(jnp.asarray(d, xb.dtype)) * eps * (na + nb)
+
+
 def _paired_prep(x, y, block_size, throw, what):
     check_block_size(block_size)
     check_bool("throw", throw)
@@ -512,8 +526,11 @@ def bilipschitz_distortion(
     rule: a pair duplicated in *both* spaces (both distances 0) is ignored; a pair with exactly
     one zero distance makes the map non-injective or discontinuous, so ``distortion = inf`` and
     ``collapsed = True``. Each space is centred and scaled before its Gram-form distances, so
-    the value is invariant to translating and scaling either space (float32 too); points
-    closer than about 1e-3 of the cloud's spread may still read as coincident in float32.
+    the value is invariant to translating and scaling either space (float32 too). "Zero" is
+    a relative test: a squared distance below the Gram form's rounding error,
+    :math:`2\sqrt{d}\,\varepsilon(\lVert a\rVert^2 + \lVert b\rVert^2)` in the centred frame,
+    counts as coincident (so exact duplicates are recognised; in float32, points closer than
+    about 1e-3 of the cloud's spread read as coincident).
     Tiled (``block_size="auto"``: tiles <= 64 MiB).
 
     Args:
@@ -548,9 +565,17 @@ def _bilipschitz_impl(x, y, finite, *, block_size):
     x, _, sx = _frame(_clean(x, finite))
     y, _, sy = _frame(_clean(y, finite))
 
-    def f(c, dx, dy, m):
-        both = m & (dx > 0) & (dy > 0)
-        one = m & ((dx > 0) != (dy > 0))
+    n = x.shape[0]
+    dxcol = x.shape[1]
+
+    def body(c, block, start, valid):
+        xb, yb = block[:, :dxcol], block[:, dxcol:]
+        rows = start + jnp.arange(xb.shape[0])
+        m = (rows[:, None] != jnp.arange(n)[None, :]) & valid[:, None]
+        dx, dy = _cross(xb, x, "euclidean"), _cross(yb, y, "euclidean")
+        px, py = ~coincident(xb, x, dx), ~coincident(yb, y, dy)
+        both = m & px & py
+        one = m & (px != py)
         ratio = dy / jnp.where(both, dx, 1.0)
         inv = dx / jnp.where(both, dy, 1.0)
         return (
@@ -560,7 +585,9 @@ def _bilipschitz_impl(x, y, finite, *, block_size):
         )
 
     z = jnp.zeros((), x.dtype)
-    e, c, collapsed = _pair_sums(x, y, block_size, f, (z, z, jnp.zeros((), bool)), remat=False)
+    init = (z, z, jnp.zeros((), bool))
+    xy = jnp.concatenate([x, y], axis=1)
+    e, c, collapsed = scan_row_blocks(body, init, xy, block_size=block_size, remat=False)
     dist = jnp.where(collapsed, jnp.inf, e * c)
     # back to the input units: d scales with sy, delta with sx
     return BilipschitzResult(

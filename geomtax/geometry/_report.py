@@ -29,6 +29,7 @@ from ._neighbors import (
     _ranks_of,
     _stress_frames,
     _t_from_penalty,
+    coincident,
     neighbor_row_bytes,
     neighbor_status,
     pair_row_bytes,
@@ -324,8 +325,9 @@ def _pass_impl(x, y, finite, *, k, block_size):
         dsx = _cross(xsb, xs, "euclidean")
         dsy = _cross(ysb, ys, "euclidean")
         r = jnp.where(mask, dsx - dsy, 0.0)
-        both = mask & (dx > 0) & (dy > 0)
-        one = mask & ((dx > 0) != (dy > 0))
+        px, py = ~coincident(xb, xb_, dx), ~coincident(yb, yb_, dy)
+        both = mask & px & py
+        one = mask & (px != py)
         return {
             "trust": carry["trust"] + jnp.sum(pen_t * vf),
             "cont": carry["cont"] + jnp.sum(pen_c * vf),
