@@ -487,3 +487,17 @@ def test_report_translation_invariant_in_float32():
         assert got[name] == pytest.approx(base[name], abs=1e-6), name
     for name in ("stress", "bilipschitz"):
         assert got[name] == pytest.approx(base[name], rel=1e-5), name
+
+
+def test_bilipschitz_ignores_exact_duplicates_in_wide_float32_data():
+    rng = _rng(120)
+    x = rng.normal(size=(60, 768)) * np.linspace(3.0, 0.1, 768)
+    x[:, 7] *= 300.0  # a "massive activation" dimension
+    x = (x + 5.0).astype(np.float32)
+    y = np.tanh(x / 3.0).astype(np.float32) @ rng.normal(size=(768, 64)).astype(np.float32)
+    x[50:], y[50:] = x[:10], y[:10]  # exact duplicates in both spaces
+    r = gg.bilipschitz_distortion(x, y)
+    assert not bool(r.collapsed) and np.isfinite(float(r.distortion))
+    a, b = x[:50].astype(np.float64), y[:50].astype(np.float64)
+    ratio = pdist(b) / pdist(a)
+    np.testing.assert_allclose(float(r.distortion), ratio.max() / ratio.min(), rtol=1e-3)
