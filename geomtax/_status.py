@@ -51,7 +51,8 @@ class Status(eqx.Enumeration):
     * ``degenerate_input``: the estimator is undefined on this input (constant data,
       zero variance, too few distinct rows, ties at a zero radius); the value is NaN.
     * ``diverged``: an optimisation produced non-finite values; the value is NaN.
-    * ``not_converged``: an iterative solver stopped at its step limit before its tolerance.
+    * ``not_converged``: an iterative solver or fit stopped at its step limit before its
+      tolerance (for a neural MI fit: while its training and held-out estimates still rose).
     * ``implausible``: the estimate fails a plausibility check that the estimate itself
       reveals (a value the bound cannot take, held-out and training estimates that disagree,
       an unstable training tail, an InfoNCE estimate at its log-batch ceiling).
@@ -64,7 +65,10 @@ class Status(eqx.Enumeration):
         "distinct rows or ties at a zero radius)"
     )
     diverged = "the optimisation produced non-finite values"
-    not_converged = "the iterative solver stopped at its step limit before reaching its tolerance"
+    not_converged = (
+        "the iterative solver or fit stopped at its step limit before reaching its tolerance "
+        "(or while its estimate was still rising)"
+    )
     implausible = "the estimate failed a plausibility check and is not to be trusted"
 
 
