@@ -374,7 +374,7 @@ def test_complex_input_rejected(name):
         (lambda x, y: gg.rdm_similarity(x, y, max_pairs=128, key=0), TypeError, "key"),
         (lambda x, y: gg.rdm_similarity(x, y, block_size=0), ValueError, "block_size"),
         (lambda x, y: gg.rdm_similarity(x, y, block_size=2.5), TypeError, "block_size"),
-        (lambda x, y: gg.rdm(x, block_size="4"), TypeError, "block_size"),
+        (lambda x, y: gg.rdm(x, block_size="4"), ValueError, "block_size"),
         (
             lambda x, y: gg.rdm_similarity(x, y, method="pearson", rank_method="binned"),
             ValueError,
@@ -532,3 +532,27 @@ def test_procrustes_ratio_of_a_pure_translation_is_degenerate_not_ok():
     # a real (small) perturbation is still scored
     y = x + 1e-3 * jnp.asarray(np.random.default_rng(1).normal(size=(100, 5)), jnp.float32)
     assert gt.status_name(gg.procrustes_ratio(x, y, throw=False).status) == "ok"
+
+
+@pytest.mark.parametrize("n,d", [(60, 300), (40, 25)])
+def test_procrustes_wide_data_row_space_path_matches_scipy(n, d):
+    # d > n (every foundation-model embedding at small n) runs an n x n SVD in each cloud's row
+    # space instead of a d x d one; the values must equal scipy's d-dimensional Procrustes.
+    from scipy.linalg import orthogonal_procrustes
+
+    rng = np.random.default_rng(n + d)
+    x = rng.normal(size=(n, d))
+    q = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    y = 1.3 * x @ q + 0.2 * rng.normal(size=x.shape) + 3.0
+    a, b = x - x.mean(0), y - y.mean(0)
+    an, bn = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    r, _ = orthogonal_procrustes(an, bn)
+    d_ref = np.linalg.norm(an @ r - bn) / np.sqrt(2)
+    res = gg.procrustes_distortion(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
+    assert float(res.value) == pytest.approx(d_ref, abs=2e-5)
+    r2, _ = orthogonal_procrustes(b, a)
+    ba = b @ r2
+    s = np.sum(a * ba) / np.sum(ba * ba)
+    ratio_ref = np.linalg.norm(a - s * ba) / np.linalg.norm(a - b)
+    rr = gg.procrustes_ratio(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
+    assert float(rr.ratio) == pytest.approx(ratio_ref, rel=1e-4)

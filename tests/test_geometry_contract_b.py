@@ -79,7 +79,14 @@ def _largest_intermediate(jaxpr) -> int:
 
 @pytest.mark.parametrize(
     "name",
-    ["knn_search", "trustworthiness", "neighbor_scores", "stress", "bilipschitz_distortion"],
+    [
+        "knn_search",
+        "trustworthiness",
+        "neighbor_scores",
+        "stress",
+        "bilipschitz_distortion",
+        "rdm_similarity_pearson",
+    ],
 )
 def test_defaults_never_build_an_n_by_n_intermediate(name):
     n = 50_000
@@ -89,6 +96,9 @@ def test_defaults_never_build_an_n_by_n_intermediate(name):
         "neighbor_scores": lambda x, y: gg.neighbor_scores(x, y, throw=False),
         "stress": lambda x, y: gg.stress(x, y, throw=False),
         "bilipschitz_distortion": lambda x, y: gg.bilipschitz_distortion(x, y, throw=False),
+        "rdm_similarity_pearson": lambda x, y: gg.rdm_similarity(
+            x, y, method="pearson", throw=False
+        ),
     }
     spec = jax.ShapeDtypeStruct((n, 8), jnp.float32)
     jaxpr = jax.make_jaxpr(fns[name])(spec, spec)
@@ -96,6 +106,15 @@ def test_defaults_never_build_an_n_by_n_intermediate(name):
     # a tile is at most 64 MiB (the densest intermediate holds a few bytes per element)
     assert biggest <= 64 * 2**20, f"{name}: an intermediate of {biggest} elements"
     assert biggest < n * n // 100
+
+
+def test_spearman_rdm_builds_condensed_rdms_not_n_by_n_matrices():
+    # Exact ranks need every pair's distance (n(n-1)/2 values per RDM), but by default they are
+    # cut from row tiles: nothing as large as the n x n matrix (n = 6,000: 36e6 > 18e6).
+    n = 6_000
+    spec = jax.ShapeDtypeStruct((n, 8), jnp.float32)
+    jaxpr = jax.make_jaxpr(lambda x, y: gg.rdm_similarity(x, y, throw=False))(spec, spec)
+    assert _largest_intermediate(jaxpr) < n * n * 0.6
 
 
 def test_resolve_block_size():

@@ -40,6 +40,20 @@ def _unit_frobenius(x):
     return xs / jnp.where(nx > 0, nx, jnp.ones_like(nx))
 
 
+def _row_space(x):
+    """(n, min(n, d)) coordinates of the rows of ``x`` in an orthonormal basis of their span.
+
+    For wide data (d > n, every foundation-model embedding at n < d) the rows are replaced by
+    R^T from the reduced QR of x^T: Gram matrix, norms and every quantity optimised over
+    orthogonal maps (the nuclear norm of X^T Y, the aligned Procrustes residual) are unchanged,
+    and the SVD is n x n instead of d x d (a 4096-column SVD takes ~20 s on CPU).
+    """
+    n, d = x.shape
+    if d <= n:
+        return x
+    return jnp.linalg.qr(x.T, mode="reduced")[1].T
+
+
 def _nuclear(x, y):
     """Nuclear norm of Xn^T Yn and the degenerate flag (an input with all rows identical).
 
@@ -49,6 +63,7 @@ def _nuclear(x, y):
     degenerate = is_constant(x) | is_constant(y)
     xn = _unit_frobenius(x)
     yn = _unit_frobenius(y)
+    xn, yn = _row_space(xn), _row_space(yn)
     nu = jnp.sum(jnp.linalg.svd(xn.T @ yn, compute_uv=False))
     nu = jnp.where(degenerate, 0.0, jnp.clip(nu, 0.0, 1.0))
     return nu, degenerate
@@ -287,6 +302,9 @@ def _ratio_impl(xc, xp, finite):
     raw = jnp.sqrt(jnp.sum((xc - xp) ** 2)) / root_n
     nc = jnp.sqrt(jnp.sum(xc * xc))
     np_ = jnp.sqrt(jnp.sum(xp * xp))
+    # the aligned residual is a minimum over orthogonal maps: each cloud may be taken in its own
+    # row-space basis (n x n SVD for wide data); raw above used the shared coordinates
+    xc, xp = _row_space(xc), _row_space(xp)
     m = (xp / jnp.where(np_ > 0, np_, 1.0)).T @ (xc / jnp.where(nc > 0, nc, 1.0))
     u, _, vt = jnp.linalg.svd(m, full_matrices=False)
     xa = xp @ (u @ vt)

@@ -19,18 +19,19 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._chunking import scan_row_blocks
+from .._chunking import map_row_blocks, resolve_block_size, scan_row_blocks
 from .._custom_types import KeyArray, Samples
 from .._errors import check_bool, check_choice, check_float, check_int, check_real_array
 from .._numerics import is_constant
 from .._status import AbstractResult, Status, finish, nan_unless_ok, select
 from ._checks import (
     ZERO_NORM_POLICIES,
+    check_block_size,
     check_zero_norm,
     prepare_paired_flagged,
     prepare_single,
 )
-from ._distances import _cross, pairwise_distances
+from ._distances import _cross, _frame, _rescale, pairwise_distances
 from ._ranks import (
     SOFT_MAX_VALUES,
     no_derivative,
@@ -160,7 +161,7 @@ def rdm(
     *,
     metric: str = "cosine",
     zero_norm: str = "raise",
-    block_size: int | None = None,
+    block_size: int | str | None = "auto",
 ) -> Float[Array, " n_pairs"]:
     r"""Condensed representational dissimilarity matrix of the rows of ``x`` (single-set).
 
@@ -178,8 +179,9 @@ def rdm(
         metric: distance name (see above).
         zero_norm: ``"raise"`` (default) on zero-norm rows under cosine/correlation, or
             ``"fill_one"`` to define the distance to such a row as 1.0 (shesha 0.2 parity).
-        block_size: rows per tile while building the distances (the condensed output itself
-            has n(n-1)/2 entries).
+        block_size: rows per tile while building the distances: ``"auto"`` (default) keeps a
+            tile under 64 MiB, ``None`` computes one dense pass, or a positive int (the
+            condensed output itself has n(n-1)/2 entries).
 
     Returns:
         Array of shape (n (n - 1) / 2,).
@@ -199,11 +201,53 @@ def rdm(
     check_real_array("x", x)
     x = prepare_single("x", x, min_rows=2, what="an RDM")
     x = check_zero_norm("x", x, metric, zero_norm)
+    block_size = _rows_per_tile(block_size, x.shape[0], x.dtype.itemsize)
     return _rdm_impl(x, metric=metric, block_size=block_size)
 
 
 def _check_block_size(block_size):
-    return None if block_size is None else check_int("block_size", block_size, minimum=1)
+    if block_size is None or isinstance(block_size, str):
+        check_block_size(block_size)  # "auto" or None
+        return block_size
+    return check_int("block_size", block_size, minimum=1)
+
+
+def _rows_per_tile(block_size, n, itemsize):
+    """Concrete rows per tile: ``"auto"`` keeps a (rows, n) tile and its copies under 64 MiB."""
+    return resolve_block_size(block_size, n, row_bytes=4 * n * itemsize)
+
+
+def _pair_values_tiled(x, metric, block_size):
+    """``_pair_values(pairwise_distances(x))`` built tile by tile (no n x n intermediate).
+
+    The circulant layout is row-local (row i keeps columns i + 1 .. i + h mod n), so each row
+    tile of distances is cut to its (rows, h) pairs as soon as it is computed; peak memory is
+    one (block_size, n) tile plus the condensed output.
+    """
+    n = x.shape[0]
+    if block_size is None:
+        return _pair_values(pairwise_distances(x, metric=metric, block_size=None))
+    if metric == "cosine":
+        xf, s = x, jnp.ones((), x.dtype)
+    else:
+        xf, _, s = _frame(x)
+    h = (n - 1) // 2
+    even = n % 2 == 0
+
+    def tile(xb, start, valid):
+        d = _cross(xb, xf, metric)
+        rows = start + jnp.arange(xb.shape[0])
+        idx = (rows[:, None] + 1 + jnp.arange(h)[None, :]) % n
+        out = {"pairs": jnp.take_along_axis(d, idx, axis=1)}
+        if even:
+            out["half"] = jnp.take_along_axis(d, ((rows + n // 2) % n)[:, None], axis=1)[:, 0]
+        return out
+
+    got = map_row_blocks(tile, xf, block_size=block_size, remat=False)
+    vals = got["pairs"].reshape(-1)
+    if even:
+        vals = jnp.concatenate([vals, got["half"][: n // 2]])
+    return _rescale(vals, s, metric)
 
 
 @eqx.filter_jit
@@ -323,6 +367,7 @@ def _prepare_similarity(
     x, y, finite = prepare_paired_flagged(x, y, min_rows=3, what=function)
     temperature = jnp.asarray(temperature, x.dtype)  # an array: a new value does not recompile
     n = x.shape[0]
+    block_size = _rows_per_tile(block_size, n, x.dtype.itemsize)
     if max_pairs is not None:
         max_pairs = check_int("max_pairs", max_pairs, minimum=2 * SE_GROUPS)
         if key is None:
@@ -382,7 +427,7 @@ def rdm_similarity(
     method: str = "spearman",
     max_pairs: int | None = None,
     key: KeyArray | None = None,
-    block_size: int | None = None,
+    block_size: int | str | None = "auto",
     rank_method: str = "auto",
     zero_norm: str = "raise",
     soft_rank_temperature: float | None = None,
@@ -406,7 +451,8 @@ def rdm_similarity(
     rank of its histogram bucket (at most 2^16 buckets) and returns a *proven* bound
     ``rank_error_bound`` on ``|s - exact|`` (about 1e-4 at n = 4,000, smaller for fewer
     pairs); ``"auto"`` (default) is exact up to 2^20 pairs (n <= 1,448) and binned above.
-    The ranked path holds the two RDMs in memory (O(n^2)); for very large n use ``max_pairs``.
+    The ranked path holds the two condensed RDMs in memory (n(n-1)/2 values each, built tile by
+    tile, never as an n x n matrix); for very large n use ``max_pairs``.
 
     **Gradients.** Exact and binned ranks are piecewise constant in the inputs, so
     differentiating ``method="spearman"`` with them raises ``TypeError`` (instead of returning
@@ -431,7 +477,9 @@ def rdm_similarity(
         method: ``"spearman"`` or ``"pearson"``.
         max_pairs: number of sampled pairs (an int >= 64), or ``None`` for all pairs.
         key: PRNG key, required with ``max_pairs``.
-        block_size: rows per tile (bounds memory of the Pearson path; see above for Spearman).
+        block_size: rows per tile: ``"auto"`` (default) keeps every tile under 64 MiB, ``None``
+            computes one dense pass (an n x n matrix), or a positive int. Pearson then streams
+            (no n x n intermediate); Spearman builds its two condensed RDMs tile by tile.
         rank_method: ``"auto"``, ``"exact"``, ``"binned"`` or ``"soft"`` (Spearman only).
         zero_norm: ``"raise"`` (a zero-norm row under cosine/correlation is
             ``degenerate_input``) or ``"fill_one"`` (see :func:`rdm`).
@@ -576,8 +624,8 @@ def _similarity_impl(
                 _pair_values(pairwise_distances(y, metric=m)),
             )
         return _result(r, constant, degenerate, finite, n_pairs, zero, zero, x.dtype)
-    u = _pair_values(pairwise_distances(x, metric=m, block_size=block_size))
-    v = _pair_values(pairwise_distances(y, metric=m, block_size=block_size))
+    u = _pair_values_tiled(x, m, block_size)
+    v = _pair_values_tiled(y, m, block_size)
     if rank_method == "soft":
         rho, constant = soft_spearman(u, v, temperature)
         bound = zero
@@ -634,7 +682,7 @@ def rdm_drift(
     method: str = "spearman",
     max_pairs: int | None = None,
     key: KeyArray | None = None,
-    block_size: int | None = None,
+    block_size: int | str | None = "auto",
     rank_method: str = "auto",
     zero_norm: str = "raise",
     soft_rank_temperature: float | None = None,
