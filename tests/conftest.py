@@ -12,6 +12,18 @@ import pytest  # noqa: E402
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    Every XLA:CPU executable holds a few memory mappings (~3 each); a worker that compiles some
+    20,000 programs over the suite reaches the kernel's vm.max_map_count (65,530) and LLVM
+    segfaults inside the next compile. Clearing the caches between modules keeps the count low.
+    """
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture
 def getkey(request):
     """Return a function producing fresh PRNG keys; the base seed is printed on failure."""
