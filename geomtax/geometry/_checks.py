@@ -78,6 +78,15 @@ def prepare_paired_flagged(x, y, *, min_rows: int = 2, what: str = "this metric"
     return x, y, finite_mask(x) & finite_mask(y)
 
 
+def zero_nonfinite(x, finite):
+    """``x`` where ``finite`` (from ``prepare_*_flagged``), else zeros.
+
+    A non-finite input's result is NaN'd through its ``nonfinite_input`` status anyway; zeroing
+    it keeps NaN out of the kernels (and out of gradients and ``EQX_ON_ERROR`` paths).
+    """
+    return jnp.where(finite, x, jnp.zeros_like(x))
+
+
 def check_zero_norm(name: str, x, metric: str, policy: str):
     """Under ``cosine`` (or ``correlation``) zero-norm rows raise unless ``policy='fill_one'``."""
     check_choice("zero_norm", policy, ZERO_NORM_POLICIES)

@@ -27,7 +27,7 @@ from .._custom_types import Samples
 from .._errors import check_bool, check_choice, check_float
 from .._numerics import is_constant, standardize_cloud
 from .._status import Estimate, Status, finish, nan_unless_ok, select
-from ._checks import prepare_paired_flagged
+from ._checks import prepare_paired_flagged, zero_nonfinite
 
 KERNELS = ("linear", "rbf")
 
@@ -146,8 +146,7 @@ def cka(
 
 @eqx.filter_jit
 def _cka_impl(x, y, finite, sigma_scale, *, kernel, debiased):
-    x = jnp.where(finite, x, jnp.zeros_like(x))
-    y = jnp.where(finite, y, jnp.zeros_like(y))
+    x, y = zero_nonfinite(x, finite), zero_nonfinite(y, finite)
     constant = is_constant(x) | is_constant(y)
     if kernel == "linear":
         hxy, hxx, hyy = _linear(x, y, debiased)

@@ -30,7 +30,13 @@ from .._custom_types import Samples
 from .._errors import check_bool, check_choice
 from .._numerics import is_constant
 from .._status import AbstractResult, Estimate, Status, finish, nan_unless_ok, select
-from ._checks import check_block_size, check_k, nondifferentiable, prepare_paired_flagged
+from ._checks import (
+    check_block_size,
+    check_k,
+    nondifferentiable,
+    prepare_paired_flagged,
+    zero_nonfinite,
+)
 from ._distances import _cross, _frame, _unit_rows
 
 NEIGHBOR_METRICS = ("euclidean", "sqeuclidean", "cosine")
@@ -44,11 +50,6 @@ def _space(x, metric):
         u, _ = _unit_rows(x)  # cosine distances depend on the directions only
         return u
     return _frame(x)[0]
-
-
-def _clean(x, finite):
-    """Zero a non-finite input (its result is NaN anyway) so no NaN flows through the kernels."""
-    return jnp.where(finite, x, jnp.zeros_like(x))
 
 
 def _ranks_of(d, idx, rows, n):
@@ -147,8 +148,8 @@ def neighbor_status(x, y, finite):
 def _neighbors_impl(x, y, finite, *, k, metric, block_size, want):
     n = x.shape[0]
     status = neighbor_status(x, y, finite)
-    x = _space(_clean(x, finite), metric)
-    y = _space(_clean(y, finite), metric)
+    x = _space(zero_nonfinite(x, finite), metric)
+    y = _space(zero_nonfinite(y, finite), metric)
     s = _neighbor_pass(x, y, k=k, metric=metric, block_size=block_size, want=want)
     out = {}
     if "trust" in s:
@@ -468,7 +469,7 @@ def _stress_impl(x, y, finite, *, scale_optimal, block_size):
     if scale_optimal:
         degenerate = degenerate | is_constant(y)
     status = select((~finite, Status.nonfinite_input), (degenerate, Status.degenerate_input))
-    x, y = _stress_frames(_clean(x, finite), _clean(y, finite), scale_optimal)
+    x, y = _stress_frames(zero_nonfinite(x, finite), zero_nonfinite(y, finite), scale_optimal)
     z = jnp.zeros((), x.dtype)
     if scale_optimal:
 
@@ -562,8 +563,8 @@ def bilipschitz_distortion(
 @eqx.filter_jit
 def _bilipschitz_impl(x, y, finite, *, block_size):
     status = neighbor_status(x, y, finite)
-    x, _, sx = _frame(_clean(x, finite))
-    y, _, sy = _frame(_clean(y, finite))
+    x, _, sx = _frame(zero_nonfinite(x, finite))
+    y, _, sy = _frame(zero_nonfinite(y, finite))
 
     n = x.shape[0]
     dxcol = x.shape[1]

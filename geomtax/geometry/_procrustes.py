@@ -27,7 +27,7 @@ from .._custom_types import Samples
 from .._errors import check_bool, check_choice
 from .._numerics import is_constant, safe_sqrt, standardize_cloud
 from .._status import AbstractResult, Estimate, Status, finish, nan_unless_ok, select
-from ._checks import prepare_paired_flagged
+from ._checks import prepare_paired_flagged, zero_nonfinite
 
 VARIANTS = ("rotation", "similarity")
 _DEGENERATE = "an input has all rows identical (zero centred norm)"
@@ -67,15 +67,6 @@ def _nuclear(x, y):
     nu = jnp.sum(jnp.linalg.svd(xn.T @ yn, compute_uv=False))
     nu = jnp.where(degenerate, 0.0, jnp.clip(nu, 0.0, 1.0))
     return nu, degenerate
-
-
-def _safe_sqrt(v):
-    return safe_sqrt(v)
-
-
-def _sanitize(x, finite):
-    """Replace a non-finite input by zeros so the graph stays finite (its value is NaN'd)."""
-    return jnp.where(finite, x, jnp.zeros_like(x))
 
 
 def _status(finite, degenerate):
@@ -130,11 +121,11 @@ def procrustes_distortion(
         >>> procrustes_distortion(jnp.ones((4, 2)), b, throw=False).status_name
         'degenerate_input'
     """
+    check_choice("variant", variant, VARIANTS)
     return _procrustes_public(x, y, variant, throw, "procrustes_distortion")
 
 
 def _procrustes_public(x, y, variant, throw, function):
-    check_choice("variant", variant, VARIANTS)
     throw = check_bool("throw", throw)
     x, y, finite = prepare_paired_flagged(x, y, min_rows=2, what=function)
     res = _procrustes_impl(x, y, finite, variant=variant)
@@ -143,10 +134,10 @@ def _procrustes_public(x, y, variant, throw, function):
 
 @eqx.filter_jit
 def _procrustes_impl(x, y, finite, *, variant):
-    nu, degenerate = _nuclear(_sanitize(x, finite), _sanitize(y, finite))
+    nu, degenerate = _nuclear(zero_nonfinite(x, finite), zero_nonfinite(y, finite))
     status = _status(finite, degenerate)
     if variant == "rotation":
-        value = _safe_sqrt(1.0 - nu)
+        value = safe_sqrt(1.0 - nu)
     elif variant == "similarity":
         value = 1.0 - nu * nu
     else:  # "nuclear": the shesha similarity
@@ -196,15 +187,7 @@ def procrustes_similarity(x: Samples, y: Samples, *, throw: bool = True) -> Esti
         >>> round(float(procrustes_similarity(x, x + 5.0).value), 4)
         1.0
     """
-    check_bool("throw", throw)
-    x, y, finite = prepare_paired_flagged(x, y, min_rows=2, what="procrustes_similarity")
-    res = _procrustes_impl(x, y, finite, variant="nuclear")
-    return finish(
-        res,
-        throw=throw,
-        function="procrustes_similarity",
-        details={"degenerate_input": _DEGENERATE},
-    )
+    return _procrustes_public(x, y, "nuclear", throw, "procrustes_similarity")
 
 
 class ProcrustesRatioResult(AbstractResult):
@@ -290,7 +273,7 @@ def procrustes_ratio(
 @eqx.filter_jit
 def _ratio_impl(xc, xp, finite):
     n = xc.shape[0]
-    xc, xp = _sanitize(xc, finite), _sanitize(xp, finite)
+    xc, xp = zero_nonfinite(xc, finite), zero_nonfinite(xp, finite)
     constant = is_constant(xc) | is_constant(xp)
     xc = standardize_cloud(xc, scale=False)
     xp = standardize_cloud(xp, scale=False)

@@ -30,6 +30,7 @@ from ._checks import (
     check_zero_norm,
     prepare_paired_flagged,
     prepare_single,
+    zero_nonfinite,
 )
 from ._distances import _cross, _frame, _rescale, pairwise_distances
 from ._ranks import (
@@ -324,10 +325,6 @@ def _check_key(key, function):
         )
 
 
-def _sanitize(x, finite):
-    return jnp.where(finite, x, jnp.zeros_like(x))
-
-
 def _prepare_similarity(
     x,
     y,
@@ -608,7 +605,7 @@ def _result(r, constant, degenerate, finite, n_pairs, stderr, bound, dtype):
 def _similarity_impl(
     x, y, finite, temperature, *, metric, method, block_size, rank_method, zero_norm_raise
 ):
-    x, y = _sanitize(x, finite), _sanitize(y, finite)
+    x, y = zero_nonfinite(x, finite), zero_nonfinite(y, finite)
     degenerate = _degenerate_inputs(x, y, metric, zero_norm_raise)
     x, m = _prep_metric(x, metric)
     y, _ = _prep_metric(y, metric)
@@ -666,7 +663,7 @@ def _sampled_core(x, y, key, temperature, *, metric, method, m, rank_method):
 def _sampled_similarity_impl(
     x, y, finite, key, temperature, *, metric, method, m, rank_method, zero_norm_raise
 ):
-    x, y = _sanitize(x, finite), _sanitize(y, finite)
+    x, y = zero_nonfinite(x, finite), zero_nonfinite(y, finite)
     degenerate = _degenerate_inputs(x, y, metric, zero_norm_raise)
     r, constant, se, bound = _sampled_core(
         x, y, key, temperature, metric=metric, method=method, m=m, rank_method=rank_method

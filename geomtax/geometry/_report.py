@@ -20,11 +20,16 @@ from .._status import (
     status_name,
     worst,
 )
-from ._checks import check_block_size, check_k, nondifferentiable, prepare_paired_flagged
+from ._checks import (
+    check_block_size,
+    check_k,
+    nondifferentiable,
+    prepare_paired_flagged,
+    zero_nonfinite,
+)
 from ._cka import cka
 from ._distances import _cross, _frame
 from ._neighbors import (
-    _clean,
     _knn,
     _ranks_of,
     _stress_frames,
@@ -299,7 +304,7 @@ def _pass_impl(x, y, finite, *, k, block_size):
     acc = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
     nb_status = neighbor_status(x, y, finite)
     st_status = select((~finite, Status.nonfinite_input), (is_constant(x), Status.degenerate_input))
-    x, y = _clean(x, finite), _clean(y, finite)
+    x, y = zero_nonfinite(x, finite), zero_nonfinite(y, finite)
     xs, ys = _stress_frames(x, y, False)  # stress: separate centring, one common scale
     xb_ = _frame(x)[0]  # neighbours and bi-Lipschitz: each space in its own frame
     yb_ = _frame(y)[0]

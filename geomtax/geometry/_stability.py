@@ -34,6 +34,7 @@ from ._checks import (
     nondifferentiable,
     prepare_paired_flagged,
     prepare_single_flagged,
+    zero_nonfinite,
     zero_norm_mask,
 )
 from ._distances import _cross
@@ -113,10 +114,6 @@ def _summarize(rhos, valid, bounds, finite, extra_degenerate=None):
         bound.astype(rhos.dtype),
         status,
     )
-
-
-def _clean(x, finite):
-    return jnp.where(finite, x, jnp.zeros_like(x))
 
 
 def _subsample(x, key, max_samples):
@@ -219,7 +216,7 @@ def feature_split_stability(
 
 def _feature_split(x, finite, key, *, n_splits, metric, max_samples, rm):
     ks, kp = jax.random.split(key)
-    x = _subsample(_clean(x, finite), ks, max_samples)
+    x = _subsample(zero_nonfinite(x, finite), ks, max_samples)
     d = x.shape[1]
     h = d // 2
 
@@ -294,7 +291,7 @@ def sample_split_stability(
 
 def _sample_split(x, finite, key, *, n_splits, m, metric, rm):
     n = x.shape[0]
-    x = _clean(x, finite)
+    x = zero_nonfinite(x, finite)
     zero = zero_norm_mask(x, metric)
 
     def one(k):
@@ -365,7 +362,7 @@ def anchor_stability(
 
 def _anchor(x, finite, key, *, n_splits, na, ns, metric):
     n = x.shape[0]
-    x = _clean(x, finite)
+    x = zero_nonfinite(x, finite)
     zero = zero_norm_mask(x, metric)
     xm, m = _metric_frame(x, metric)
     nb = num_buckets_for(ns)
@@ -517,7 +514,7 @@ def perturbation_coherence(
 
 @eqx.filter_jit
 def _coherence_impl(xc, xp, finite):
-    xc, xp = _clean(xc, finite), _clean(xp, finite)
+    xc, xp = zero_nonfinite(xc, finite), zero_nonfinite(xp, finite)
     _, b = _clean_frame(xc, xp)
     return _coherence(b, _magnitude(xc, xp), finite)
 
@@ -565,7 +562,7 @@ def paired_perturbation_coherence(
 
 @eqx.filter_jit
 def _paired_coherence_impl(xc, xp, finite):
-    xc, xp = _clean(xc, finite), _clean(xp, finite)
+    xc, xp = zero_nonfinite(xc, finite), zero_nonfinite(xp, finite)
     a, b = _clean_frame(xc, xp)
     return _coherence(b - a, _magnitude(xc, xp), finite)
 
@@ -605,7 +602,7 @@ def perturbation_effect_size(
 @eqx.filter_jit
 def _effect_impl(xc, xp, finite):
     status = select((~finite, Status.nonfinite_input))
-    xc, xp = _clean(xc, finite), _clean(xp, finite)
+    xc, xp = zero_nonfinite(xc, finite), zero_nonfinite(xp, finite)
     ref = lax.stop_gradient(xc[:1])
     diff = jnp.mean(xp - ref, axis=0) - jnp.mean(xc - ref, axis=0)
     m = lax.stop_gradient(jnp.max(jnp.abs(diff)))
@@ -641,7 +638,7 @@ class CompositeResult(AbstractResult):
 
 def _composite(xc, xp, finite, key, *, n_splits, metric, max_samples, parts):
     k0, k1, k2, k3 = jax.random.split(key, 4)
-    xc, xp = _clean(xc, finite), _clean(xp, finite)
+    xc, xp = zero_nonfinite(xc, finite), zero_nonfinite(xp, finite)
     n = xc.shape[0]
     if max_samples is not None and n > max_samples:
         idx = jax.random.choice(k0, n, (max_samples,), replace=False)

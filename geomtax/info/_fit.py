@@ -17,7 +17,14 @@ from jax import lax
 from jaxtyping import Array, Float, Int
 
 from .._custom_types import KeyArray, ScalarLike
-from .._errors import check_bool, check_choice, check_float, check_int, check_paired
+from .._errors import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_paired,
+    finite_mask,
+)
 from .._numerics import is_constant
 from .._status import AbstractResult, Status, finish, nan_unless_ok, select, worst
 from ..geometry._checks import prepare_paired_flagged
@@ -228,7 +235,7 @@ def _preprocess(x, kind: str):
 @eqx.filter_jit
 def _prepare_impl(x, y, *, preprocess: str):
     """Preprocess both variables; ``(x, y, status)`` with non-finite inputs zeroed."""
-    finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(y))
+    finite = finite_mask(x) & finite_mask(y)
     degenerate = is_constant(x) | is_constant(y)
     x = jnp.where(finite, x, jnp.zeros_like(x))
     y = jnp.where(finite, y, jnp.zeros_like(y))
