@@ -6,6 +6,7 @@
 * degenerate results are reported through flags on result objects, never as silent NaN.
 """
 
+import functools
 from collections.abc import Iterable
 
 import equinox as eqx
@@ -167,3 +168,20 @@ def check_real_array(name: str, x) -> None:
 def finite_mask(x):
     """Scalar bool array: every entry of ``x`` is finite (traceable; no raising)."""
     return jnp.all(jnp.isfinite(x))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def no_derivative(x, message: str):
+    """``x`` unchanged; differentiating through it raises ``TypeError(message)``.
+
+    For estimators that are piecewise constant in their inputs (exact ranks, k-NN sets,
+    neighbour counts): their derivative is zero almost everywhere, so ``jax.grad`` would
+    silently return zeros. Only an input that actually carries a tangent triggers the error
+    (symbolic-zero tangents do not); under ``jit``/``vmap`` without differentiation it is free.
+    """
+    return x
+
+
+@no_derivative.defjvp
+def _no_derivative_jvp(message, primals, tangents):
+    raise TypeError(message)

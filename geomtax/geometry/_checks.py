@@ -1,9 +1,6 @@
 """Input preparation shared by the geometry metrics (static checks first, then value checks)."""
 
-import functools
-
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -17,6 +14,7 @@ from .._errors import (
     check_real_array,
     finite_mask,
     is_traced,
+    no_derivative,
 )
 
 ZERO_NORM_POLICIES = ("raise", "fill_one")
@@ -176,7 +174,6 @@ def first_nonfinite_row(name: str, x, what: str) -> None:
         )
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def nondifferentiable(x, function: str):
     """Identity on ``x`` whose derivative raises ``TypeError`` naming ``function``.
 
@@ -184,15 +181,11 @@ def nondifferentiable(x, function: str):
     through ranks or k-NN sets): its true gradient is zero almost everywhere, so ``jax.grad``
     would silently return zeros. Under ``jit``/``vmap`` without differentiation it is free.
     """
-    return x
-
-
-@nondifferentiable.defjvp
-def _nondifferentiable_jvp(function, primals, tangents):
-    raise TypeError(
+    return no_derivative(
+        x,
         f"{function} is piecewise constant in its inputs (it depends on them only through "
         "ranks or k-NN sets), so its gradient is zero almost everywhere and carries no "
         "training signal; do not differentiate it. For a differentiable loss use stress, "
         "procrustes_distortion, cka or rdm_similarity(method='pearson'); to evaluate it "
-        "inside a differentiated function, pass jax.lax.stop_gradient(x)"
+        "inside a differentiated function, pass jax.lax.stop_gradient(x)",
     )

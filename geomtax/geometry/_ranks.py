@@ -29,11 +29,11 @@ O(p^2) time in tiles, at most :data:`SOFT_MAX_VALUES` values), which tends to th
 as its temperature goes to zero.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from .._errors import no_derivative
 
 #: at most this many histogram buckets for the exact path (2M int32 counters = 8 MB)
 MAX_BUCKETS = 1 << 21
@@ -125,22 +125,6 @@ def twice_ranks_binned(v, *, num_buckets: int | None = None):
     c = counts.astype(jnp.float32)
     err = jnp.sqrt(jnp.sum(c * (c * c - 1.0)) / 12.0)
     return 2 * start[b] + counts[b] + 1, err
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def no_derivative(x, message: str):
-    """``x`` unchanged; differentiating through it raises ``TypeError(message)``.
-
-    For metrics that are piecewise constant in their inputs (exact ranks, k-NN sets): their
-    derivative is zero almost everywhere, so ``jax.grad`` would silently return zeros. Only an
-    input that actually carries a tangent triggers the error (symbolic-zero tangents do not).
-    """
-    return x
-
-
-@no_derivative.defjvp
-def _no_derivative_jvp(message, primals, tangents):
-    raise TypeError(message)
 
 
 def tree_sum(x):

@@ -24,6 +24,7 @@ from .._errors import (
     check_paired,
     check_real_array,
     finite_mask,
+    no_derivative,
 )
 from .._numerics import center
 from .._status import AbstractResult, Status, finish, nan_unless_ok, select
@@ -404,18 +405,11 @@ def _ksg_impl(x, y, key, *, k, block_size, rescale, jitter, clip_negative):
     )
 
 
-@jax.custom_jvp
-def _not_differentiable(x):
-    return x
-
-
-@_not_differentiable.defjvp
-def _not_differentiable_jvp(primals, tangents):
-    raise TypeError(
-        "ksg_mi is not differentiable: its neighbour counts are piecewise constant in the "
-        "data, so every gradient would be zero; for a training signal use a neural bound "
-        "(geomtax.info.mutual_information or the *_bound functions)"
-    )
+_NOT_DIFFERENTIABLE = (
+    "ksg_mi is not differentiable: its neighbour counts are piecewise constant in the "
+    "data, so every gradient would be zero; for a training signal use a neural bound "
+    "(geomtax.info.mutual_information or the *_bound functions)"
+)
 
 
 def _as_samples(name, v):
@@ -547,7 +541,8 @@ def ksg_mi(
     if jitter > 0 and key is None:
         raise TypeError("ksg_mi: jitter > 0 needs a PRNG key (key=jax.random.key(...))")
     dtype = jnp.promote_types(jnp.promote_types(x.dtype, y.dtype), jnp.float32)
-    x, y = _not_differentiable(x.astype(dtype)), _not_differentiable(y.astype(dtype))
+    x = no_derivative(x.astype(dtype), _NOT_DIFFERENTIABLE)
+    y = no_derivative(y.astype(dtype), _NOT_DIFFERENTIABLE)
     result = _ksg_impl(
         x,
         y,
