@@ -32,10 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import Mesh
+from jax.tree_util import Partial
 
 from .._chunking import TILE_BYTES, map_row_blocks, resolve_block_size
 from .._custom_types import Array, ArrayLike, Float, Int
 from .._errors import check_choice, check_int, check_rank, check_real_array, finite_mask
+from .._sharding import shard_rows
 from ._checks import check_block_size, first_nonfinite_row
 
 METRICS = ("euclidean", "sqeuclidean", "cosine")
@@ -185,7 +187,7 @@ def pairwise_distances(
             ``"auto"`` (default) keeps a tile under 64 MiB, ``None`` computes in one pass. The
             (n, m) output itself is still returned; metrics built on top stream tiles instead.
         mesh: optional 1-D ``jax.sharding.Mesh``; the rows of ``x`` are then split across its
-            devices (:func:`geomtax.parallel.sharded_pairwise_distances`), identical results.
+            devices (:func:`geomtax.parallel.shard_rows`), identical results.
 
     Returns:
         distances: Array of shape (n, m). For ``y=None`` the diagonal is exactly 0 (NaN for a
@@ -213,25 +215,33 @@ def pairwise_distances(
     dtype = jnp.promote_types(x.dtype, y.dtype)
     x, y = x.astype(dtype), y.astype(dtype)
     bs = resolve_block_size(block_size, x.shape[0], row_bytes=3 * y.shape[0] * dtype.itemsize)
-    if mesh is not None:
-        from ..parallel import sharded_pairwise_distances
-
-        return sharded_pairwise_distances(
-            x, None if same else y, mesh=mesh, metric=metric, block_size=bs
-        )
     if metric == "cosine":
         xf, yf, s = x, y, jnp.ones((), dtype)
     else:
         xf, yf, s = _frame(x, None if same else y)
+    rows = Partial(_pairwise_rows, metric=metric, same=same, block_size=bs)
+    if mesh is None:
+        d = rows(xf, jnp.asarray(0), None, yf)
+    else:
+        d = shard_rows(rows, xf, yf, mesh=mesh)
+    return _rescale(d, s, metric)
 
-    def tile(xb, start, valid):
-        d = _cross(xb, yf, metric)
+
+def _pairwise_rows(rows, start, valid, ref, *, metric, same, block_size):
+    """Distances of ``rows`` (global rows ``start, start + 1, ...``) to ``ref``, tile by tile.
+
+    One body for the single-device path (``start = 0``, all rows) and for each device's slice
+    under ``mesh=`` (:func:`geomtax._sharding.shard_rows`), so both give the same numbers.
+    """
+
+    def tile(xb, s, v):
+        d = _cross(xb, ref, metric)
         if same:
-            rows = start + jnp.arange(xb.shape[0])
-            d = jnp.where(rows[:, None] == jnp.arange(yf.shape[0])[None, :], d * 0.0, d)
+            ids = start + s + jnp.arange(xb.shape[0])
+            d = jnp.where(ids[:, None] == jnp.arange(ref.shape[0])[None, :], d * 0.0, d)
         return d
 
-    return _rescale(map_row_blocks(tile, xf, block_size=bs, remat=False), s, metric)
+    return map_row_blocks(tile, rows, block_size=block_size, remat=False)
 
 
 def knn_search(
@@ -254,7 +264,7 @@ def knn_search(
         block_size: rows per tile; ``"auto"`` (default, tiles <= 64 MiB), an int, or ``None``
             for one dense pass.
         mesh: optional 1-D ``jax.sharding.Mesh``; query rows are then split across its devices
-            (:func:`geomtax.parallel.sharded_knn_search`), identical results.
+            (:func:`geomtax.parallel.shard_rows`), identical results.
 
     Returns:
         distances: (n, k) distances to the neighbours, sorted increasing (all NaN when a traced
@@ -285,29 +295,33 @@ def knn_search(
         xf, s = x, jnp.ones((), x.dtype)
     else:
         xf, _, s = _frame(x)
-    if mesh is not None:
-        from ..parallel import sharded_knn_search
-
-        d, idx = sharded_knn_search(xf, k, mesh=mesh, metric=metric, block_size=bs)
+    rows = Partial(_knn_rows, k=k, metric=metric, block_size=bs)
+    if mesh is None:
+        d, idx = rows(xf, jnp.asarray(0), None, xf)
     else:
-        d, idx = _knn_tiles(xf, k, metric, bs)
+        d, idx = shard_rows(rows, xf, xf, mesh=mesh)
     if metric != "cosine":
         d, idx = _refine(xf, idx, metric)
     d = jnp.where(finite_mask(x), _rescale(d, s, metric), jnp.nan)
     return d, idx
 
 
-def _knn_tiles(xf, k, metric, block_size):
-    n = xf.shape[0]
+def _knn_rows(rows, start, valid, ref, *, k, metric, block_size):
+    """The ``k`` nearest rows of ``ref`` to each of ``rows`` (global rows from ``start``).
 
-    def tile(xb, start, valid):
-        d = _cross(xb, xf, metric)
-        rows = start + jnp.arange(xb.shape[0])
-        d = jnp.where(rows[:, None] == jnp.arange(n)[None, :], jnp.inf, d)
+    The self match is excluded by index; one body for the single-device path and for each
+    device's slice under ``mesh=``.
+    """
+    n = ref.shape[0]
+
+    def tile(xb, s, v):
+        d = _cross(xb, ref, metric)
+        ids = start + s + jnp.arange(xb.shape[0])
+        d = jnp.where(ids[:, None] == jnp.arange(n)[None, :], jnp.inf, d)
         neg, idx = lax.top_k(-d, k)
         return -neg, idx
 
-    return map_row_blocks(tile, xf, block_size=block_size, remat=False)
+    return map_row_blocks(tile, rows, block_size=block_size, remat=False)
 
 
 def _refine(xf, idx, metric):

@@ -10,6 +10,7 @@ from jaxtyping import Array, Bool, Float
 
 from .._custom_types import KeyArray
 from .._errors import check_bool, check_float, check_int, check_paired, check_real_array
+from .._sharding import shard_sweep
 from .._status import (
     PRECEDENCE,
     AbstractResult,
@@ -218,8 +219,6 @@ def calibrated_mi(
         fn = Partial(_seed_fit, kind=kind, **common)
         if mesh is None:
             return jax.vmap(fn, in_axes=(0, 0, None, None))(k_data, k_fit, truth, emb)
-        from ..parallel import shard_sweep
-
         return shard_sweep(fn, k_data, k_fit, mesh=mesh, shared=(truth, emb))
 
     mi, mi_status = run("mi", k_mi, k_mi)

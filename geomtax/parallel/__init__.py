@@ -5,9 +5,17 @@ replicated), :func:`shard_sweep` (a vmapped sweep axis sharded across devices) a
 :func:`initialize_distributed` (multi-host start-up). Entry points built on them:
 :func:`sharded_pairwise_distances`, :func:`sharded_knn_search`,
 :func:`sharded_mutual_information` and :func:`sharded_rd_curve`. Each returns what the
-single-device function returns, to float tolerance.
+single-device function returns: the distance, k-NN and rate-distortion ones *are* the core
+functions called with ``mesh=`` (one implementation, in the core's
+``geomtax._sharding``); the MI one is ``vmap(mutual_information)`` over PRNG keys.
 """
 
+from .._sharding import (
+    shard_rows as shard_rows,
+)
+from .._sharding import (
+    shard_sweep as shard_sweep,
+)
 from ._entry import (
     sharded_knn_search as sharded_knn_search,
 )
@@ -28,12 +36,6 @@ from ._mesh import (
 )
 from ._mesh import (
     multihost_requested as multihost_requested,
-)
-from ._shard import (
-    shard_rows as shard_rows,
-)
-from ._shard import (
-    shard_sweep as shard_sweep,
 )
 
 __all__ = [

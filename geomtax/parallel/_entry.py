@@ -9,31 +9,17 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from jax.sharding import Mesh
 from jax.tree_util import Partial
 from jaxtyping import Array, Float, Int, Key
 
-from .._chunking import map_row_blocks
 from .._custom_types import Samples
-from .._errors import check_choice, check_rank
+from .._sharding import mesh_axis, shard_sweep
 from .._status import AbstractResult, finish
-from ..geometry import pairwise_distances
+from ..geometry import knn_search, pairwise_distances
 from ..info import mutual_information
-from ..rd import blahut_arimoto
-from ._shard import shard_rows, shard_sweep
-
-_METRICS = ("euclidean", "sqeuclidean", "cosine")
-
-
-def _pairwise_tile(rows, start, valid, ref, *, metric, block_size, same):
-    d = pairwise_distances(rows, ref, metric=metric, block_size=block_size)
-    if same:
-        ids = start + jnp.arange(rows.shape[0])
-        d = jnp.where(ids[:, None] == jnp.arange(ref.shape[0])[None, :], 0.0, d)
-    return d
+from ..rd import RDCurve, rd_curve
 
 
 def sharded_pairwise_distances(
@@ -42,26 +28,25 @@ def sharded_pairwise_distances(
     *,
     mesh: Mesh,
     metric: str = "euclidean",
-    block_size: int | None = None,
-    axis_name: str | None = None,
+    block_size: int | str | None = "auto",
 ) -> Float[Array, "n m"]:
     r""":func:`geomtax.pairwise_distances` with the query rows split across devices.
 
-    Each device computes the distances :math:`D_{ij} = d(x_i, y_j)` for its slice of rows
-    :math:`i` against the full, replicated ``y`` (``y = x`` by default, with an exact zero
-    diagonal), walking its rows ``block_size`` at a time. Conventions (metrics, clamping,
-    zero-norm cosine) are those of :func:`geomtax.pairwise_distances`.
+    The same function as ``pairwise_distances(x, y, mesh=mesh, ...)`` (one implementation):
+    each device computes :math:`D_{ij} = d(x_i, y_j)` for its slice of rows :math:`i` against
+    the full, replicated ``y`` (``y = x`` by default, with an exact zero diagonal), walking its
+    rows ``block_size`` at a time. Conventions are those of :func:`geomtax.pairwise_distances`.
 
     Args:
         x: array of shape (n, d).
         y: optional array of shape (m, d); defaults to ``x``.
         mesh: a 1-D :class:`jax.sharding.Mesh` (see :func:`make_mesh`).
         metric: ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"``.
-        block_size: rows per tile on each device; ``None`` for one dense pass per device.
-        axis_name: mesh axis to split over; defaults to the mesh's only axis.
+        block_size: rows per tile on each device (``"auto"``: tiles <= 64 MiB; ``None``: one
+            dense pass per device).
 
     Returns:
-        Array of shape (n, m), row-sharded over the mesh.
+        Array of shape (n, m), the single-device function's result.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -70,31 +55,8 @@ def sharded_pairwise_distances(
         >>> d.tolist()
         [[0.0, 5.0], [5.0, 0.0]]
     """
-    check_choice("metric", metric, _METRICS)
-    check_rank("x", x)
-    x = jnp.asarray(x)
-    same = y is None
-    y = x if same else jnp.asarray(y)
-    check_rank("y", y)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"x and y must have the same number of columns; got {x.shape} and {y.shape}"
-        )
-    tile = Partial(_pairwise_tile, metric=metric, block_size=block_size, same=same)
-    return shard_rows(tile, x, y, mesh=mesh, axis_name=axis_name)
-
-
-def _knn_tile(rows, start, valid, ref, *, k, metric, block_size):
-    n = ref.shape[0]
-
-    def block(xb, s, v):
-        d = pairwise_distances(xb, ref, metric=metric)
-        ids = start + s + jnp.arange(xb.shape[0])
-        d = jnp.where(ids[:, None] == jnp.arange(n)[None, :], jnp.inf, d)
-        neg, idx = lax.top_k(-d, k)
-        return -neg, idx
-
-    return map_row_blocks(block, rows, block_size=block_size, remat=False)
+    mesh_axis(mesh)
+    return pairwise_distances(x, y, metric=metric, block_size=block_size, mesh=mesh)
 
 
 def sharded_knn_search(
@@ -103,22 +65,22 @@ def sharded_knn_search(
     *,
     mesh: Mesh,
     metric: str = "euclidean",
-    block_size: int | None = None,
-    axis_name: str | None = None,
+    block_size: int | str | None = "auto",
 ) -> tuple[Float[Array, "n k"], Int[Array, "n k"]]:
     """:func:`geomtax.knn_search` with the query rows split across devices.
 
-    Each device finds the ``k`` nearest neighbours of its slice of rows among all ``n`` rows
-    (replicated), excluding each row itself by its global index; ties go to the lower index, as
-    in the single-device kernel. Memory per device is O(block_size * n).
+    The same function as ``knn_search(x, k, mesh=mesh, ...)``: each device finds the ``k``
+    nearest neighbours of its slice of rows among all ``n`` rows (replicated), excluding each
+    row itself by its global index; ties go to the lower index, and the k distances are
+    refined from the coordinate differences, as in the single-device kernel. Memory per device
+    is O(block_size * n).
 
     Args:
         x: array of shape (n, d).
         k: number of neighbours, ``1 <= k < n``.
         mesh: a 1-D :class:`jax.sharding.Mesh` (see :func:`make_mesh`).
         metric: ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"``.
-        block_size: rows per tile on each device; ``None`` for one dense pass per device.
-        axis_name: mesh axis to split over; defaults to the mesh's only axis.
+        block_size: rows per tile on each device (``"auto"``, an int, or ``None``).
 
     Returns:
         ``(distances, indices)``, both (n, k), sorted by increasing distance.
@@ -130,14 +92,8 @@ def sharded_knn_search(
         >>> i[:, 0].tolist()
         [1, 0, 1]
     """
-    check_choice("metric", metric, _METRICS)
-    check_rank("x", x)
-    x = jnp.asarray(x)
-    n = x.shape[0]
-    if not isinstance(k, int) or not 1 <= k < n:
-        raise ValueError(f"k must satisfy 1 <= k < n; got k={k!r} with x of shape {x.shape}")
-    tile = Partial(_knn_tile, k=k, metric=metric, block_size=block_size)
-    return shard_rows(tile, x, x, mesh=mesh, axis_name=axis_name)
+    mesh_axis(mesh)
+    return knn_search(x, k, metric=metric, block_size=block_size, mesh=mesh)
 
 
 def _no_throw(fn, options: dict[str, Any]) -> dict[str, Any]:
@@ -220,48 +176,33 @@ def sharded_mutual_information(
     return _finish(out, throw=throw, function="sharded_mutual_information")
 
 
-def _rd_point(beta, p_x, dist, *, fn, keyword, options):
-    if keyword:
-        return fn(p_x, dist, beta=beta, **dict(options))
-    return fn(p_x, dist, beta, **dict(options))
-
-
 def sharded_rd_curve(
     p_x: Float[Array | np.ndarray, " n"],
     dist: Float[Array | np.ndarray, "n m"],
     betas: Float[Array | np.ndarray, " b"],
     *,
     mesh: Mesh,
-    fn: Callable[..., Any] | None = None,
-    axis_name: str | None = None,
     throw: bool = True,
     **options: Any,
-) -> Any:
+) -> RDCurve:
     r"""A Blahut--Arimoto rate--distortion curve with the betas sharded across devices.
 
-    Computes ``vmap(lambda b: fn(p_x, dist, beta=b, **options))(betas)``, one solve per slope
-    :math:`\beta` of :math:`\min_{q(\hat x|x)} I(X;\hat X) + \beta\,\mathbb{E}[d(X,\hat X)]`,
-    where ``fn`` defaults to ``geomtax.rd.blahut_arimoto``. Every device solves its share of the
-    betas for the replicated source ``p_x`` and distortion matrix ``dist``; points equal the
-    single-device solves.
+    The same function as ``rd_curve(p_x, dist, betas=betas, mesh=mesh, **options)`` (one
+    implementation, the same :class:`geomtax.rd.RDCurve`): every device solves its share of the
+    slopes :math:`\beta` of :math:`\min_{q(\hat x|x)} I(X;\hat X) + \beta\,\mathbb{E}[d(X,\hat X)]`
+    for the replicated source ``p_x`` and distortion matrix ``dist``. For a solver of your own,
+    sweep it with :func:`shard_sweep`.
 
     Args:
         p_x: source distribution of shape (n,).
         dist: distortion matrix of shape (n, m).
         betas: array of shape (B,) of positive slopes.
         mesh: a 1-D :class:`jax.sharding.Mesh`.
-        fn: solver ``fn(p_x, dist, beta, **options)`` (``beta`` positional or keyword);
-            defaults to ``geomtax.rd.blahut_arimoto``.
-        axis_name: mesh axis to shard over; defaults to the mesh's only axis.
-        throw: raise :class:`geomtax.StatusError` (one line) if any point's status is not
-            ``ok``; with ``throw=False`` the stacked solution is returned with a status per
-            beta (a ``not_converged`` point keeps its certified bounds). Every solve runs with
-            ``throw=False`` inside the sharded ``vmap``.
-        **options: keyword options forwarded to ``fn`` (static values: hashable).
+        throw: as :func:`geomtax.rd.rd_curve`.
+        **options: the other options of :func:`geomtax.rd.rd_curve` (``max_steps``, ``tol``, ...).
 
     Returns:
-        ``fn``'s solution with a leading axis of length B on every array (rates in nats); for
-        the default ``fn`` a :class:`geomtax.rd.RDSolution` whose ``status`` has shape (B,).
+        An :class:`geomtax.rd.RDCurve` (rates in nats) with a ``status`` per point.
 
     Raises:
         StatusError: with ``throw=True``, when a point's status is not ``ok``.
@@ -269,21 +210,10 @@ def sharded_rd_curve(
     Examples:
         >>> import jax.numpy as jnp
         >>> from geomtax.parallel import make_mesh
-        >>> solve = lambda p, d, beta: jnp.sum(p) / beta
-        >>> sharded_rd_curve(jnp.ones(2), jnp.ones((2, 2)), jnp.array([1.0, 2.0]),
-        ...                  mesh=make_mesh(1), fn=solve).tolist()
-        [2.0, 1.0]
+        >>> p, d = jnp.array([0.5, 0.5]), jnp.array([[0.0, 1.0], [1.0, 0.0]])
+        >>> curve = sharded_rd_curve(p, d, jnp.array([1.0, 4.0]), mesh=make_mesh(1))
+        >>> curve.rate.shape
+        (2,)
     """
-    fn = blahut_arimoto if fn is None else fn
-    options = _no_throw(fn, options)
-    betas = jnp.asarray(betas)
-    if betas.ndim != 1:
-        raise ValueError(f"betas must have shape (B,); got {betas.shape}")
-    try:
-        param = inspect.signature(fn).parameters.get("beta")
-    except (TypeError, ValueError):
-        param = None
-    keyword = param is not None and param.kind is inspect.Parameter.KEYWORD_ONLY
-    point = Partial(_rd_point, fn=fn, keyword=keyword, options=tuple(sorted(options.items())))
-    out = shard_sweep(point, betas, mesh=mesh, shared=(p_x, dist), axis_name=axis_name)
-    return _finish(out, throw=throw, function="sharded_rd_curve")
+    mesh_axis(mesh)
+    return rd_curve(p_x, dist, betas=betas, mesh=mesh, throw=throw, **options)

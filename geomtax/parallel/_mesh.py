@@ -60,21 +60,6 @@ def make_mesh(
     return Mesh(np.asarray(devs[:num_devices], dtype=object), (axis_name,))
 
 
-def mesh_axis(mesh: Mesh, axis_name: str | None = None) -> str:
-    """Name of the (single) axis to shard over; validates ``mesh`` and ``axis_name``."""
-    if not isinstance(mesh, Mesh):
-        raise TypeError(f"mesh must be a jax.sharding.Mesh; got {type(mesh).__name__}")
-    if axis_name is None:
-        if len(mesh.axis_names) != 1:
-            raise ValueError(
-                f"mesh has axes {mesh.axis_names}; pass axis_name= to choose the one to shard over"
-            )
-        return mesh.axis_names[0]
-    if axis_name not in mesh.axis_names:
-        raise ValueError(f"axis_name {axis_name!r} is not an axis of the mesh {mesh.axis_names}")
-    return axis_name
-
-
 def multihost_requested(environ: Mapping[str, str] | None = None) -> bool:
     """Whether the environment describes a multi-process (multi-host) JAX job.
 

@@ -7,9 +7,11 @@ import numpy as np
 from jax import lax
 from jax.scipy.special import logsumexp
 from jax.sharding import Mesh
+from jax.tree_util import Partial
 
 from .._custom_types import Array, Bool, Float, Int, ScalarLike
 from .._errors import check_bool, check_float, check_int, check_rank, check_real_array, is_traced
+from .._sharding import shard_sweep
 from .._status import AbstractResult, Status, finish, nan_unless_ok, select, worst
 
 #: |sum(p_x) - 1| allowed before ``p_x`` is rejected (it is then renormalized exactly).
@@ -466,6 +468,11 @@ def _rd_curve_jit(p_x, d, betas, tol, max_steps, min_steps, check_every, beta_ba
     return _assemble_curve(betas, out)
 
 
+def _rd_point(b, p_x, d, tol, *, max_steps, min_steps, check_every):
+    """One beta of :func:`rd_curve` under ``mesh=`` (the sweep axis sharded over devices)."""
+    return _curve_fields(_blahut_arimoto_jit(p_x, d, b, tol, max_steps, min_steps, check_every))
+
+
 def _curve_fields(sol):
     """The per-beta fields an :class:`RDCurve` keeps (q(y|x) is dropped to save memory)."""
     return (
@@ -524,7 +531,7 @@ def rd_curve(
             integer solves them ``lax.map``-style in groups of that size, each group stopping
             on its own (the default 8 was fastest on a 2-core CPU for n = m = 256).
         mesh: optional 1-D ``jax.sharding.Mesh``; the betas are then split across its devices
-            (:func:`geomtax.parallel.sharded_rd_curve`), with results identical to the
+            (:func:`geomtax.parallel.shard_sweep`), with results identical to the
             single-device path. ``beta_batch_size`` is ignored in that case.
 
     Returns:
@@ -562,21 +569,13 @@ def rd_curve(
     tol = _check_tol(tol, dtype)
     betas = jnp.asarray(betas).astype(dtype)
     if mesh is not None:
-        from ..parallel import sharded_rd_curve
-
-        sol = sharded_rd_curve(
-            p_x,
-            distortion_matrix,
-            betas,
-            mesh=mesh,
-            fn=blahut_arimoto,
-            max_steps=max_steps,
-            min_steps=min_steps,
-            check_every=check_every,
-            tol=float(tol) if not is_traced(tol) else tol,
-            throw=False,
+        point = Partial(
+            _rd_point, max_steps=max_steps, min_steps=min_steps, check_every=check_every
         )
-        curve = _assemble_curve(betas, _curve_fields(sol))
+        fields = shard_sweep(
+            point, betas, mesh=mesh, shared=(p_x, distortion_matrix, jnp.asarray(tol, dtype))
+        )
+        curve = _assemble_curve(betas, fields)
     else:
         curve = _rd_curve_jit(
             p_x,

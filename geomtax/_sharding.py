@@ -1,4 +1,9 @@
-"""Sharding primitives: row tiles across devices, and vmapped sweeps with a sharded batch axis."""
+"""Core-level sharding primitives: row tiles across devices, and vmapped sweeps with a sharded axis.
+
+The core (``geometry``, ``info``, ``rd``) implements its ``mesh=`` options with these two
+functions; :mod:`geomtax.parallel` re-exports them for users together with the mesh set-up
+(``make_mesh``, ``initialize_distributed``). Nothing here imports the rest of geomtax.
+"""
 
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +17,20 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Shaped
 
-from ._mesh import mesh_axis
+
+def mesh_axis(mesh: Mesh, axis_name: str | None = None) -> str:
+    """Name of the (single) axis to shard over; validates ``mesh`` and ``axis_name``."""
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh must be a jax.sharding.Mesh; got {type(mesh).__name__}")
+    if axis_name is None:
+        if len(mesh.axis_names) != 1:
+            raise ValueError(
+                f"mesh has axes {mesh.axis_names}; pass axis_name= to choose the one to shard over"
+            )
+        return mesh.axis_names[0]
+    if axis_name not in mesh.axis_names:
+        raise ValueError(f"axis_name {axis_name!r} is not an axis of the mesh {mesh.axis_names}")
+    return axis_name
 
 
 def _pad_repeat_last(a, pad: int):
