@@ -117,7 +117,7 @@ def init_model(
     *,
     head: str = "ce",
     code_table: jax.Array | None = None,
-    seed: int | jax.Array = 0,
+    seed: int | jax.Array,
 ) -> SequenceModel:
     """Build a :class:`SequenceModel` with one compiled initialisation.
 
@@ -129,7 +129,8 @@ def init_model(
         encoder_config: encoder hyper-parameters.
         head: ``"ce"``, ``"mse"`` or ``"code"``.
         code_table: fixed codes for ``head="code"``.
-        seed: seed of the ``nnx.Rngs`` used for initialisation (int or uint32 array).
+        seed: seed of the ``nnx.Rngs`` used for initialisation (int or uint32 array;
+            required: there is no default seed).
 
     Returns:
         The initialised model.
