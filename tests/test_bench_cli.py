@@ -85,3 +85,19 @@ def test_repository_benchmarks_follow_the_contract():
         except ImportError as exc:  # a family still being written may import missing names
             pytest.skip(f"{script.name}: {exc}")
         assert callable(module.run)
+
+
+def test_every_subcommand_lives_in_the_cli_package():
+    """All command-line code is in ``geomtax.cli`` (no ``_cli`` modules in other namespaces)."""
+    import importlib.util
+    from pathlib import Path
+
+    import geomtax
+    from geomtax.cli._main import SUBCOMMANDS
+
+    assert set(SUBCOMMANDS) == {"ablation", "audit", "sweep", "bench"}
+    assert all(m.startswith("geomtax.cli.") for m in SUBCOMMANDS.values())
+    assert all(importlib.util.find_spec(m) is not None for m in SUBCOMMANDS.values())
+    root = Path(geomtax.__file__).parent
+    stray = [p for p in root.rglob("*cli*.py") if root / "cli" not in p.parents]
+    assert not stray, stray

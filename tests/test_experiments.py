@@ -3,29 +3,40 @@
 import json
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
+from geomtax.cli._ablation import main as cli_main
+from geomtax.cli._ablation import register
 from geomtax.experiments import (
+    EXPERIMENTS,
+    Cell,
+    Experiment,
     TrainConfig,
+    _registry,
+    config_fingerprint,
     format_summary,
     jacobian_penalty_fro,
     jacobian_penalty_mean,
+    load_system_data,
     make_optimizer,
     make_train_step,
     plan_cells,
     preset_config,
+    register_experiment,
+    registered_experiments,
     run_ablation,
     shattering_epoch,
     summarize,
     train,
 )
-from geomtax.experiments._ablations import SUITE_METRICS
-from geomtax.experiments._cli import main as cli_main
-from geomtax.experiments._cli import register
+from geomtax.experiments._evaluate import SUITE_METRICS
+from geomtax.experiments._experiment import mean, select
+from geomtax.experiments._records import sweep_figure
 from geomtax.models import EncoderConfig, init_model
 
 L = 8
@@ -323,3 +334,83 @@ def test_tiny_ablation_every_experiment(tmp_path):
         assert all(math.isfinite(r["distortion"]) for r in summary[name]), name
     for png in ("codebook_sweep.png", "jacobian_sweep.png", "attention_sweep.png"):
         assert (tmp_path / png).exists(), png
+
+
+# ---------------------------------------------------------------------------------------------
+# adding an experiment (the contributor's example, docs/api/experiments.md#adding-an-experiment)
+
+
+class Width(Experiment):
+    """D against the encoder width: one LSTM CE cell per ``d_model`` (a new experiment)."""
+
+    name = "width"
+    widths: tuple[int, ...] = eqx.field(static=True, default=(8, 16))
+
+    def cells(self, config, system, seed):
+        return [Cell(system, "lstm", "ce", seed, overrides=(("d_model", w),)) for w in self.widths]
+
+    def summarize(self, config, records, system):
+        return [
+            {"system": system, "d_model": w, "distortion": mean(select(records, d_model=w))}
+            for w in self.widths
+        ]
+
+    def figures(self, out, rows, records):
+        return [sweep_figure(out, self.name, rows, "d_model")]
+
+
+@pytest.fixture
+def width_experiment():
+    experiment = register_experiment(Width())
+    yield experiment
+    _registry._REGISTRY.pop(experiment.name)
+
+
+def test_add_an_experiment(width_experiment, tmp_path):
+    assert registered_experiments()[-1] == "width" and "width" not in EXPERIMENTS
+    cfg = preset_config("tiny", systems=("waveform",), experiments=("width",))
+    plan = plan_cells(cfg)
+    assert [c.cell_id for c, _ in plan] == [
+        "waveform_lstm_ce_s320_d_model8",
+        "waveform_lstm_ce_s320_d_model16",
+    ]
+    result = run_ablation(cfg, tmp_path, progress=False, log=None)
+    rows = result["summary"]["width"]
+    assert [r["d_model"] for r in rows] == [8, 16]
+    assert all(0.0 <= r["distortion"] <= 1.0 for r in rows)
+    assert [r["overrides"] for r in result["records"]] == [{"d_model": 8}, {"d_model": 16}]
+    assert (tmp_path / "width_sweep.png").exists() and (tmp_path / "summary_width.csv").exists()
+    # the experiment's own settings are part of the fingerprint (a changed grid is not mixed)
+    other = register_experiment(Width(widths=(8,)), overwrite=True)
+    assert config_fingerprint(cfg) != result["fingerprint"]
+    assert len(plan_cells(cfg)) == len(other.widths)
+
+
+def test_register_experiment_refuses_clashes(width_experiment):
+    with pytest.raises(ValueError, match="already registered"):
+        register_experiment(Width())
+    with pytest.raises(ValueError, match="built in"):
+        register_experiment(type("Head2", (Width,), {"name": "head"})())
+    with pytest.raises(TypeError, match="Experiment"):
+        register_experiment("width")
+    with pytest.raises(ValueError, match="unknown experiment"):
+        preset_config("tiny", experiments=("depth",))
+
+
+def test_system_data_is_build_dataset_with_the_reference_seeds():
+    """Train + val rows come from key(seed), eval rows from key(seed + 1000)."""
+    from geomtax.dynamics import generate
+
+    cfg = preset_config("tiny", systems=("waveform",))
+    data = load_system_data(cfg, "waveform", 5)
+    n = cfg.num_train + cfg.num_val
+    train = generate("waveform", key=jax.random.key(5), num_sequences=n, seq_len=cfg.seq_len)
+    held = generate("waveform", key=jax.random.key(1005), num_sequences=16, seq_len=cfg.seq_len)
+    np.testing.assert_array_equal(data.train_raw, train.observed[: cfg.num_train])
+    np.testing.assert_array_equal(data.val_raw, train.observed[cfg.num_train :])
+    np.testing.assert_array_equal(data.eval_raw, held.observed[: cfg.num_eval])
+
+
+def test_init_model_needs_an_explicit_seed():
+    with pytest.raises(TypeError, match="seed"):
+        init_model(TINY, head="ce")

@@ -1,6 +1,6 @@
 """``geomtax`` console script.
 
-Subcommands live next to the code they drive. Each module listed in ``SUBCOMMANDS`` defines
+Every subcommand is one module of this package. Each module listed in ``SUBCOMMANDS`` defines
 ``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
 namespace, returning an exit code). A listed module that is not installed is skipped; one that
 exists but fails to import raises, so breakage is never hidden.
@@ -20,8 +20,8 @@ from ._errors import OneLineParser, UsageError, report
 
 #: subcommand name -> module defining ``register(subparsers)``.
 SUBCOMMANDS: dict[str, str] = {
-    "ablation": "geomtax.experiments._cli",
-    "audit": "geomtax.audit._cli",
+    "ablation": "geomtax.cli._ablation",
+    "audit": "geomtax.cli._audit",
     "sweep": "geomtax.cli._sweep",
     "bench": "geomtax.cli._bench",
 }

@@ -95,127 +95,53 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> No
             )
 
 
-def _figures(out: Path, result: dict[str, Any]) -> list[Path]:
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
+
+    return plt
+
+
+def save(fig, path: Path) -> Path:
+    """Lay out, write (120 dpi) and close ``fig``; return ``path``."""
+    plt = pyplot()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def sweep_figure(
+    out: Path, name: str, rows: list[dict[str, Any]], xkey: str, *, symlog: bool = False
+) -> Path:
+    """D against ``xkey``, one line per architecture (or model, or system): ``<name>_sweep.png``."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    groups: dict[str, list] = {}
+    for r in rows:
+        groups.setdefault(r.get("architecture", r.get("model", r["system"])), []).append(r)
+    for g, rs in groups.items():
+        ax.plot([r[xkey] for r in rs], [r["distortion"] for r in rs], "o-", label=g)
+    if symlog:
+        ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlabel(xkey)
+    ax.set_ylabel("D")
+    ax.set_title(f"{name} sweep")
+    ax.legend(fontsize=8)
+    return save(fig, out / f"{name.replace('-', '_')}_sweep.png")
+
+
+def _figures(out: Path, result: dict[str, Any]) -> list[Path]:
+    """Each experiment's figures (:meth:`Experiment.figures`), in the order of the summary."""
+    from ._registry import get_experiment, registered_experiments
 
     written = []
-    summary = result["summary"]
-    if "head" in summary and summary["head"]:
-        rows = summary["head"]
-        labels = [f"{r['architecture']}\n{r['system']}" for r in rows]
-        x = np.arange(len(rows))
-        fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(rows)), 3.8))
-        ax.bar(x - 0.2, [r["d_ce"] for r in rows], 0.4, label="CE head (discrete)")
-        ax.bar(x + 0.2, [r["d_mse"] for r in rows], 0.4, label="MSE head (continuous)")
-        for xi, r in zip(x, rows, strict=True):
-            ax.text(
-                xi,
-                max(r["d_ce"], r["d_mse"]),
-                f"D_CE/D_MSE = {r['ratio_ce_over_mse']:.2f}",
-                ha="center",
-                va="bottom",
-                fontsize=8,
-            )
-        ax.set_xticks(x, labels, fontsize=8)
-        ax.set_ylabel("Procrustes distortion D (value noise)")
-        ax.set_title("Head ablation: identical encoder, CE vs MSE head", fontsize=10)
-        top = max(max(r["d_ce"], r["d_mse"]) for r in rows)
-        ax.set_ylim(0, 1.35 * top)
-        ax.legend(fontsize=8, loc="upper center", ncol=2, frameon=False)
-        fig.tight_layout()
-        p = out / "head_ablation.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        written.append(p)
-    # Trajectories of the head-ablation cells (uniform tokens, no penalty) only.
-    trajectories = [
-        r
-        for r in result["records"]
-        if r.get("distortion_trajectory")
-        and r["tokenizer"] == "uniform"
-        and not r["jacobian_lambda"]
-        and "head" in r["experiments"]
-    ]
-    if trajectories:
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        for r in trajectories:
-            style = "-" if r["head"] == "ce" else "--"
-            ep = np.arange(1, len(r["distortion_trajectory"]) + 1)
-            ax.plot(
-                ep,
-                r["distortion_trajectory"],
-                style,
-                marker="o",
-                ms=3,
-                label=f"{r['architecture']} {r['head']}",
-            )
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("D (eval subset)")
-        ax.set_title("Distortion trajectory over training")
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        p = out / "distortion_trajectory.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        written.append(p)
-    if summary.get("codebook"):
-        rows = [r for r in summary["codebook"] if r["condition"] == "kmeans-ce"]
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        ks = [r["num_codes"] for r in rows]
-        ax.plot(ks, [r["distortion"] for r in rows], "o-", color="C0", label="distortion D")
-        refs = {r["condition"]: r for r in summary["codebook"] if r["condition"] != "kmeans-ce"}
-        for cond, style in (("uniform-ce", ":"), ("uniform-mse", "-.")):
-            if cond in refs and math.isfinite(refs[cond]["distortion"]):
-                ax.axhline(
-                    refs[cond]["distortion"],
-                    ls=style,
-                    color="0.4",
-                    lw=1,
-                    label=f"{cond} ({refs[cond]['num_codes']} bins)",
-                )
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("codebook size K")
-        ax.set_ylabel("D", color="C0")
-        ax.legend(fontsize=7, loc="lower left", frameon=False)
-        ax2 = ax.twinx()
-        ax2.plot(ks, [r["reconstruction_mse"] for r in rows], "s--", color="C1")
-        ax2.set_yscale("log")
-        ax2.set_ylabel("reconstruction MSE", color="C1")
-        ax.set_title("Codebook sweep: D (k-means CE) and reconstruction MSE", fontsize=10)
-        fig.tight_layout()
-        p = out / "codebook_sweep.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        written.append(p)
-    for name, xkey in (
-        ("jacobian", "jacobian_lambda"),
-        ("attention", "attention_fraction"),
-        ("hyena-order", "hyena_order"),
-    ):
-        rows = summary.get(name)
-        if not rows:
-            continue
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        groups: dict[str, list] = {}
-        for r in rows:
-            groups.setdefault(r.get("architecture", r.get("model", r["system"])), []).append(r)
-        for g, rs in groups.items():
-            ax.plot([r[xkey] for r in rs], [r["distortion"] for r in rs], "o-", label=g)
-        if name == "jacobian":
-            ax.set_xscale("symlog", linthresh=1e-3)
-        ax.set_xlabel(xkey)
-        ax.set_ylabel("D")
-        ax.set_title(f"{name} sweep")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = out / f"{name.replace('-', '_')}_sweep.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        written.append(p)
+    for name, rows in result["summary"].items():
+        if rows and name in registered_experiments():
+            written += get_experiment(name).figures(out, rows, result["records"])
     return written
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cli._errors import UsageError, one_line_errors
-from ._embeddings import load_array
+from ..audit._embeddings import load_array
+from ._errors import UsageError, one_line_errors
 
 
 def _named(spec: str, flag: str) -> tuple[str, str]:
@@ -144,10 +144,10 @@ def register(subparsers) -> None:
 
 def _inputs(args: argparse.Namespace):
     """Parse, load and check every input of the audit (raises :class:`UsageError`)."""
-    from . import _genomics as gen
-    from ._audit import ModelEmbeddings, check_options
-    from ._embeddings import load_labels, split_data_spec
-    from ._regimes import RegimeThresholds
+    from ..audit import _genomics as gen
+    from ..audit._audit import ModelEmbeddings, check_options
+    from ..audit._embeddings import load_labels, split_data_spec
+    from ..audit._regimes import RegimeThresholds
 
     mi_options = _options(args.mi_option, "--mi-option")
     rd_options = _options(args.rd_option, "--rd-option")
@@ -233,7 +233,7 @@ def main(args: argparse.Namespace) -> int:
     """
     import jax
 
-    from ._audit import run
+    from ..audit._audit import run
 
     models, features, local_features, labels, thresholds, mi_options, rd_options = _inputs(args)
     # run() checks shapes, row filtering and option names before it computes anything; an

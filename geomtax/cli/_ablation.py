@@ -3,8 +3,10 @@
 import argparse
 import time
 
-from ..cli._errors import UsageError, one_line_errors
-from ._ablations import EXPERIMENTS, PRESETS, SYSTEMS
+from ..experiments._config import PRESETS
+from ..experiments._data import SYSTEMS
+from ..experiments._registry import EXPERIMENTS
+from ._errors import UsageError, one_line_errors
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -48,8 +50,7 @@ def register(subparsers) -> None:
 @one_line_errors("geomtax ablation")
 def main(args: argparse.Namespace) -> int:
     """Run the ablation described by parsed CLI ``args``; return the exit code."""
-    from ._ablations import preset_config, run_ablation
-    from ._records import format_summary
+    from ..experiments import format_summary, preset_config, run_ablation
 
     try:
         seeds = tuple(int(s) for s in _csv(args.seeds)) if args.seeds else None
