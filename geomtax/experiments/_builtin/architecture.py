@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from .._experiment import HEADS, Cell, Experiment, mean, select
+from .._experiment import HEADS, Experiment, mean, select
+from .head import Head
 
 
 class Architecture(Experiment):
@@ -17,7 +18,7 @@ class Architecture(Experiment):
     name = "architecture"
 
     def cells(self, config, system, seed):
-        return [Cell(system, arch, head, seed) for arch in config.architectures for head in HEADS]
+        return Head().cells(config, system, seed)
 
     def summarize(self, config, records, system):
         rows = []
