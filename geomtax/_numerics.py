@@ -40,9 +40,13 @@ def standardize_cloud(x, *, scale: bool = True):
 
 
 def safe_sqrt(x):
-    """``sqrt(max(x, 0))`` with a finite (zero) gradient at 0."""
+    """``sqrt(max(x, 0))`` with a finite (zero) gradient at 0; NaN stays NaN (never NaN -> 0).
+
+    The one zero-safe square root of the library (distances, stress, Procrustes D).
+    """
     pos = x > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, jnp.ones_like(x))), jnp.zeros_like(x))
+    r = jnp.where(pos, jnp.sqrt(jnp.where(pos, x, jnp.ones_like(x))), jnp.zeros_like(x))
+    return jnp.where(jnp.isnan(x), x, r)
 
 
 def row_hashes(x):

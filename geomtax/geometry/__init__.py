@@ -39,8 +39,17 @@ from ._stability import paired_perturbation_coherence as paired_perturbation_coh
 from ._stability import perturbation_coherence as perturbation_coherence
 from ._stability import perturbation_effect_size as perturbation_effect_size
 from ._stability import sample_split_stability as sample_split_stability
+from ._table import INVARIANCES as INVARIANCES
+from ._table import METRICS as METRICS
+from ._table import MetricSpec as MetricSpec
+from ._table import metric_spec as metric_spec
+
+# METRICS, INVARIANCES and metric_spec are public (documented in docs/api/geometry.md) but stay
+# out of __all__: __all__ lists the estimators (the top-level re-export, the sweep registry and
+# the estimator test tables read it), and the table is data about them, not an estimator.
 
 __all__ = [
+    "MetricSpec",
     "CoherenceResult",
     "CompositeResult",
     "DistortionReport",

@@ -34,87 +34,16 @@ from jax import lax
 from jax.sharding import Mesh
 from jax.tree_util import Partial
 
-from .._chunking import TILE_BYTES, map_row_blocks, resolve_block_size
+from .._chunking import TILE_BYTES, resolve_block_size
 from .._custom_types import Array, ArrayLike, Float, Int
 from .._errors import check_choice, check_int, check_rank, check_real_array, finite_mask
+from .._numerics import safe_sqrt
 from .._sharding import shard_rows
 from ._checks import check_block_size, first_nonfinite_row
+from ._tiles import frame, map_tiles, rescale, unit_rows
 
-METRICS = ("euclidean", "sqeuclidean", "cosine")
-
-
-def _safe_sqrt(x):
-    """``sqrt(max(x, 0))`` with a zero gradient at 0 that propagates NaN (never NaN -> 0)."""
-    positive = x > 0
-    r = jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
-    return jnp.where(jnp.isnan(x), x, r)
-
-
-def _unit_rows(x):
-    """Unit-norm rows (row-max scaled first, so 1e30 and 1e-30 rows keep their direction).
-
-    Zero rows give 0 and ``ok = False``; non-finite rows give NaN (and ``ok = True``, so the NaN
-    reaches the distance).
-    """
-    m = jnp.max(jnp.abs(x), axis=-1, keepdims=True)
-    ok = ~(m == 0)
-    xs = x / jnp.where(ok, m, 1.0)
-    norm = jnp.linalg.norm(xs, axis=-1, keepdims=True)
-    return jnp.where(ok, xs / jnp.where(ok, norm, 1.0), 0.0), ok[..., 0]
-
-
-def _pow2_at_least(v):
-    """The smallest power of two >= ``v`` (1 where ``v`` is 0 or not finite)."""
-    ok = (v > 0) & jnp.isfinite(v)
-    return jnp.where(ok, jnp.exp2(jnp.ceil(jnp.log2(jnp.where(ok, v, 1.0)))), 1.0).astype(v.dtype)
-
-
-def _frame(x, y=None):
-    """Move ``x`` (and ``y``, by the same map) to the frame of ``x``: centred, max entry <= 1.
-
-    Returns ``(x', y', s)`` with ``|x_i - y_j| = s |x'_i - y'_j|``. The shift is the first row
-    plus the mean of the rest relative to it (two-pass, as :func:`geomtax._numerics.center`),
-    rounded to 10 bits below the cloud's spread, and ``s`` is a power of two: so the frame
-    removes any large offset, and small-integer data (exact ties, duplicates) stay exact. The
-    frame is held constant under differentiation: the distances are invariant to it, so the
-    gradient stays exact.
-    """
-    ref = lax.stop_gradient(x[:1])
-    x0 = x - ref
-    mu = lax.stop_gradient(jnp.mean(x0, axis=0, keepdims=True))
-    spread = lax.stop_gradient(jnp.max(jnp.abs(x0 - mu)))
-    q = _pow2_at_least(spread) * 2.0**-10
-    mu = jnp.round(mu / q) * q
-    xc = x0 - mu
-    yc = xc if y is None else (y - ref) - mu
-    m = jnp.max(jnp.abs(xc))
-    if y is not None:
-        m = jnp.maximum(m, jnp.max(jnp.abs(yc)))
-    s = lax.stop_gradient(_pow2_at_least(m))
-    return xc / s, yc / s, s
-
-
-def _cross(xb, y, metric: str):
-    """Distances between every row of ``xb`` (b, d) and every row of ``y`` (m, d).
-
-    The raw Gram-form kernel: callers put both arguments in a common frame first (see
-    :func:`_frame`) so that the form does not cancel; NaN propagates.
-    """
-    if metric == "cosine":
-        ub, okb = _unit_rows(xb)
-        uy, oky = _unit_rows(y)
-        sim = jnp.clip(ub @ uy.T, -1.0, 1.0)
-        return jnp.where(okb[:, None] & oky[None, :], 1.0 - sim, 1.0)
-    sq = jnp.sum(xb * xb, axis=-1)[:, None] + jnp.sum(y * y, axis=-1)[None, :] - 2.0 * (xb @ y.T)
-    sq = jnp.maximum(sq, 0.0)
-    return sq if metric == "sqeuclidean" else _safe_sqrt(sq)
-
-
-def _rescale(d, s, metric: str):
-    if metric == "cosine":
-        return d
-    # (d * s) * s: a zero distance stays 0 even where s * s overflows
-    return d * s * s if metric == "sqeuclidean" else d * s
+#: the distances of the primitives (``metric=``)
+DISTANCE_METRICS = ("euclidean", "sqeuclidean", "cosine")
 
 
 def _prep_primitive(name, x, what):
@@ -145,7 +74,7 @@ def distance(
         >>> float(distance(jnp.array([0.0, 3.0]), jnp.array([4.0, 0.0])))
         5.0
     """
-    check_choice("metric", metric, METRICS)
+    check_choice("metric", metric, DISTANCE_METRICS)
     check_rank("u", u, 1)
     check_rank("v", v, 1)
     if np.shape(u) != np.shape(v):
@@ -159,14 +88,14 @@ def distance(
     dtype = jnp.promote_types(jnp.promote_types(u.dtype, v.dtype), jnp.result_type(float))
     u, v = u.astype(dtype), v.astype(dtype)
     if metric == "cosine":
-        (uu, vv), ok = _unit_rows(jnp.stack([u, v]))
+        (uu, vv), ok = unit_rows(jnp.stack([u, v]))
         cos = jnp.clip(jnp.dot(uu, vv), -1.0, 1.0)
         return jnp.where(ok[0] & ok[1], 1.0 - cos, 1.0)
     d = u - v
     m = lax.stop_gradient(jnp.max(jnp.abs(d)))
     m = jnp.where((m > 0) & jnp.isfinite(m), m, jnp.ones_like(m))
     sq = jnp.dot(d / m, d / m)
-    return sq * m * m if metric == "sqeuclidean" else _safe_sqrt(sq) * m
+    return sq * m * m if metric == "sqeuclidean" else safe_sqrt(sq) * m
 
 
 def pairwise_distances(
@@ -203,7 +132,7 @@ def pairwise_distances(
         >>> pairwise_distances(jnp.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
         [[0.0, 5.0], [5.0, 0.0]]
     """
-    check_choice("metric", metric, METRICS)
+    check_choice("metric", metric, DISTANCE_METRICS)
     check_block_size(block_size)
     x = _prep_primitive("x", x, "the pairwise distance")
     same = y is None
@@ -218,13 +147,13 @@ def pairwise_distances(
     if metric == "cosine":
         xf, yf, s = x, y, jnp.ones((), dtype)
     else:
-        xf, yf, s = _frame(x, None if same else y)
+        xf, yf, s = frame(x, None if same else y)
     rows = Partial(_pairwise_rows, metric=metric, same=same, block_size=bs)
     if mesh is None:
         d = rows(xf, jnp.asarray(0), None, yf)
     else:
         d = shard_rows(rows, xf, yf, mesh=mesh)
-    return _rescale(d, s, metric)
+    return rescale(d, s, metric)
 
 
 def _pairwise_rows(rows, start, valid, ref, *, metric, same, block_size):
@@ -234,14 +163,12 @@ def _pairwise_rows(rows, start, valid, ref, *, metric, same, block_size):
     under ``mesh=`` (:func:`geomtax._sharding.shard_rows`), so both give the same numbers.
     """
 
-    def tile(xb, s, v):
-        d = _cross(xb, ref, metric)
+    def tile(d, ids, xb):
         if same:
-            ids = start + s + jnp.arange(xb.shape[0])
             d = jnp.where(ids[:, None] == jnp.arange(ref.shape[0])[None, :], d * 0.0, d)
         return d
 
-    return map_row_blocks(tile, rows, block_size=block_size, remat=False)
+    return map_tiles(tile, rows, ref, metric=metric, block_size=block_size, start=start)
 
 
 def knn_search(
@@ -282,7 +209,7 @@ def knn_search(
         >>> i[:, 0].tolist()
         [1, 0, 1]
     """
-    check_choice("metric", metric, METRICS)
+    check_choice("metric", metric, DISTANCE_METRICS)
     check_block_size(block_size)
     k = check_int("k", k)
     x = _prep_primitive("x", x, "the k-NN search")
@@ -294,7 +221,7 @@ def knn_search(
     if metric == "cosine":
         xf, s = x, jnp.ones((), x.dtype)
     else:
-        xf, _, s = _frame(x)
+        xf, _, s = frame(x)
     rows = Partial(_knn_rows, k=k, metric=metric, block_size=bs)
     if mesh is None:
         d, idx = rows(xf, jnp.asarray(0), None, xf)
@@ -302,7 +229,7 @@ def knn_search(
         d, idx = shard_rows(rows, xf, xf, mesh=mesh)
     if metric != "cosine":
         d, idx = _refine(xf, idx, metric)
-    d = jnp.where(finite_mask(x), _rescale(d, s, metric), jnp.nan)
+    d = jnp.where(finite_mask(x), rescale(d, s, metric), jnp.nan)
     return d, idx
 
 
@@ -314,14 +241,12 @@ def _knn_rows(rows, start, valid, ref, *, k, metric, block_size):
     """
     n = ref.shape[0]
 
-    def tile(xb, s, v):
-        d = _cross(xb, ref, metric)
-        ids = start + s + jnp.arange(xb.shape[0])
+    def tile(d, ids, xb):
         d = jnp.where(ids[:, None] == jnp.arange(n)[None, :], jnp.inf, d)
         neg, idx = lax.top_k(-d, k)
         return -neg, idx
 
-    return map_row_blocks(tile, rows, block_size=block_size, remat=False)
+    return map_tiles(tile, rows, ref, metric=metric, block_size=block_size, start=start)
 
 
 def _refine(xf, idx, metric):
@@ -338,7 +263,7 @@ def _refine(xf, idx, metric):
         xi, ii = args
         diff = xi[None, :] - xf[ii]
         sq = jnp.sum(diff * diff, axis=-1)
-        return sq if metric == "sqeuclidean" else _safe_sqrt(sq)
+        return sq if metric == "sqeuclidean" else safe_sqrt(sq)
 
     dr = lax.map(one, (xf, idx), batch_size=batch)
     return lax.sort((dr, idx), dimension=1, num_keys=2)
@@ -356,4 +281,4 @@ def condensed_index(n: int):
     return i, j
 
 
-__all__ = ["METRICS", "condensed_index", "distance", "knn_search", "pairwise_distances"]
+__all__ = ["DISTANCE_METRICS", "condensed_index", "distance", "knn_search", "pairwise_distances"]

@@ -20,15 +20,17 @@ or ``y``), ``degenerate_input`` (see each function); the value is NaN unless the
 zero almost everywhere); :func:`stress` is differentiable.
 """
 
+from dataclasses import dataclass
+
 import equinox as eqx
 import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Bool, Float
 
-from .._chunking import resolve_block_size, scan_row_blocks
+from .._chunking import resolve_block_size
 from .._custom_types import Samples
 from .._errors import check_bool, check_choice
-from .._numerics import is_constant
+from .._numerics import is_constant, safe_sqrt
 from .._status import AbstractResult, Estimate, Status, finish, nan_unless_ok, select
 from ._checks import (
     check_block_size,
@@ -37,19 +39,11 @@ from ._checks import (
     prepare_paired_flagged,
     zero_nonfinite,
 )
-from ._distances import _cross, _frame, _unit_rows
+from ._tiles import Accumulator, space, stream, stream_paired
 
 NEIGHBOR_METRICS = ("euclidean", "sqeuclidean", "cosine")
 
 _CONSTANT = "x or y has every row identical, so its k-NN sets are set by tie-breaking alone"
-
-
-def _space(x, metric):
-    """Move one cloud into the frame its metric is invariant to (see the module docstring)."""
-    if metric == "cosine":
-        u, _ = _unit_rows(x)  # cosine distances depend on the directions only
-        return u
-    return _frame(x)[0]
 
 
 def _ranks_of(d, idx, rows, n):
@@ -77,40 +71,60 @@ def neighbor_row_bytes(n: int, k: int, itemsize: int) -> int:
     return 2 * n * (4 * itemsize + 2 * k)
 
 
-def _neighbor_pass(x, y, *, k, metric, block_size, want):
-    """One tiled pass; returns a dict of summed per-row statistics."""
-    n = x.shape[0]
-    dxcol = x.shape[1]
-    xy = jnp.concatenate([x, y], axis=1)
-    acc = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
+#: the neighbour accumulator's statistics: trustworthiness, continuity, overlap (+ Jaccard)
+NEIGHBOR_STATS = ("trust", "cont", "overlap")
 
-    def body(carry, block, start, valid):
-        xb, yb = block[:, :dxcol], block[:, dxcol:]
-        rows = start + jnp.arange(xb.shape[0])
-        dx = _cross(xb, x, metric)
-        dy = _cross(yb, y, metric)
-        ix = _knn(dx, rows, n, k)
-        iy = _knn(dy, rows, n, k)
-        vf = valid.astype(acc)
+
+@dataclass(frozen=True)
+class NeighborSums(Accumulator):
+    """Streamed k-NN statistics of two paired spaces: rank penalties and set overlaps.
+
+    One k-NN search per space and tile feeds every statistic in ``want`` (a subset of
+    :data:`NEIGHBOR_STATS`); the four neighbour metrics of the table share this accumulator.
+    """
+
+    k: int
+    want: tuple = NEIGHBOR_STATS
+    metric: str = "euclidean"
+
+    def init(self, acc):
+        names = (*self.want, "jaccard") if "overlap" in self.want else self.want
+        return {name: jnp.zeros((), acc) for name in names}
+
+    def update(self, carry, t):
+        n, k = t.x.shape[0], self.k
+        ix = _knn(t.dx, t.rows, n, k)
+        iy = _knn(t.dy, t.rows, n, k)
+        acc = next(iter(carry.values())).dtype
+        vf = t.valid.astype(acc)
         out = dict(carry)
-        if "trust" in want:
-            r = _ranks_of(dx, iy, rows, n)
-            pen = jnp.sum(jnp.maximum(r - k, 0), axis=1).astype(acc)
-            out["trust"] = carry["trust"] + jnp.sum(pen * vf)
-        if "cont" in want:
-            r = _ranks_of(dy, ix, rows, n)
-            pen = jnp.sum(jnp.maximum(r - k, 0), axis=1).astype(acc)
-            out["cont"] = carry["cont"] + jnp.sum(pen * vf)
-        if "overlap" in want:
+        if "trust" in self.want:
+            pen = jnp.sum(jnp.maximum(_ranks_of(t.dx, iy, t.rows, n) - k, 0), axis=1)
+            out["trust"] = carry["trust"] + jnp.sum(pen.astype(acc) * vf)
+        if "cont" in self.want:
+            pen = jnp.sum(jnp.maximum(_ranks_of(t.dy, ix, t.rows, n) - k, 0), axis=1)
+            out["cont"] = carry["cont"] + jnp.sum(pen.astype(acc) * vf)
+        if "overlap" in self.want:
             o = jnp.sum(jnp.any(ix[:, :, None] == iy[:, None, :], axis=2), axis=1).astype(acc)
             out["overlap"] = carry["overlap"] + jnp.sum(o * vf) / k
             out["jaccard"] = carry["jaccard"] + jnp.sum(vf * o / (2 * k - o))
         return out
 
-    init = {name: jnp.zeros((), acc) for name in want}
-    if "overlap" in want:
-        init["jaccard"] = jnp.zeros((), acc)
-    return scan_row_blocks(body, init, xy, block_size=block_size, remat=False)
+    def finish(self, c, x, y, finite, sx, sy):
+        n, k = x.shape[0], self.k
+        status = neighbor_status(x, y, finite)
+        values = {}
+        if "trust" in c:
+            values["trustworthiness"] = _t_from_penalty(c["trust"], n, k)
+        if "cont" in c:
+            values["continuity"] = _t_from_penalty(c["cont"], n, k)
+        if "overlap" in c:
+            values["knn_overlap"] = c["overlap"] / n
+            values["knn_jaccard"] = c["jaccard"] / n
+        return {f: (nan_unless_ok(v.astype(x.dtype), status), status) for f, v in values.items()}
+
+    def row_bytes(self, n, itemsize):
+        return neighbor_row_bytes(n, self.k, itemsize)
 
 
 class NeighborResult(AbstractResult):
@@ -146,21 +160,9 @@ def neighbor_status(x, y, finite):
 
 @eqx.filter_jit
 def _neighbors_impl(x, y, finite, *, k, metric, block_size, want):
-    n = x.shape[0]
-    status = neighbor_status(x, y, finite)
-    x = _space(zero_nonfinite(x, finite), metric)
-    y = _space(zero_nonfinite(y, finite), metric)
-    s = _neighbor_pass(x, y, k=k, metric=metric, block_size=block_size, want=want)
-    out = {}
-    if "trust" in s:
-        out["trust"] = _t_from_penalty(s["trust"], n, k)
-    if "cont" in s:
-        out["cont"] = _t_from_penalty(s["cont"], n, k)
-    if "overlap" in s:
-        out["overlap"] = s["overlap"] / n
-        out["jaccard"] = s["jaccard"] / n
-    out = {name: nan_unless_ok(v.astype(x.dtype), status) for name, v in out.items()}
-    return out, status
+    x, y = zero_nonfinite(x, finite), zero_nonfinite(y, finite)
+    acc = NeighborSums(k, want, metric)
+    return stream_paired([acc], x, y, finite=finite, block_size=block_size)
 
 
 def _prep(x, y, k, metric, block_size, throw, what, strict_half=True):
@@ -180,8 +182,8 @@ def _prep(x, y, k, metric, block_size, throw, what, strict_half=True):
 def _one(name, key, x, y, k, metric, block_size, throw, strict_half=True):
     x, y, finite, k, bs = _prep(x, y, k, metric, block_size, throw, name, strict_half)
     want = ("trust",) if key == "trust" else ("cont",) if key == "cont" else ("overlap",)
-    out, status = _neighbors_impl(x, y, finite, k=k, metric=metric, block_size=bs, want=want)
-    result = Estimate(out[key], status)
+    out = _neighbors_impl(x, y, finite, k=k, metric=metric, block_size=bs, want=want)
+    result = Estimate(*out[name])
     return finish(result, throw=throw, function=name, details={"degenerate_input": _CONSTANT})
 
 
@@ -347,10 +349,9 @@ def neighbor_scores(
         (1.0, 1.0, 'ok')
     """
     x, y, finite, k, bs = _prep(x, y, k, metric, block_size, throw, "neighbor_scores")
-    s, status = _neighbors_impl(
-        x, y, finite, k=k, metric=metric, block_size=bs, want=("trust", "cont", "overlap")
-    )
-    result = NeighborResult(s["trust"], s["cont"], s["overlap"], s["jaccard"], status)
+    s = _neighbors_impl(x, y, finite, k=k, metric=metric, block_size=bs, want=NEIGHBOR_STATS)
+    fields = ("trustworthiness", "continuity", "knn_overlap", "knn_jaccard")
+    result = NeighborResult(*(s[f][0] for f in fields), s["trustworthiness"][1])
     return finish(
         result, throw=throw, function="neighbor_scores", details={"degenerate_input": _CONSTANT}
     )
@@ -362,20 +363,6 @@ def neighbor_scores(
 def pair_row_bytes(n: int, itemsize: int) -> int:
     """Bytes of tile intermediate per query row of the streamed pair sums (both spaces)."""
     return 6 * n * itemsize
-
-
-def _pair_sums(x, y, block_size, fn, init, remat=True):
-    n = x.shape[0]
-    dxcol = x.shape[1]
-    xy = jnp.concatenate([x, y], axis=1)
-
-    def body(carry, block, start, valid):
-        xb, yb = block[:, :dxcol], block[:, dxcol:]
-        rows = start + jnp.arange(xb.shape[0])
-        mask = (rows[:, None] != jnp.arange(n)[None, :]) & valid[:, None]
-        return fn(carry, _cross(xb, x, "euclidean"), _cross(yb, y, "euclidean"), mask)
-
-    return scan_row_blocks(body, init, xy, block_size=block_size, remat=remat)
 
 
 def coincident(xb, y, dist):
@@ -453,45 +440,68 @@ def stress(
     return finish(result, throw=throw, function="stress", details={"degenerate_input": detail})
 
 
-def _stress_frames(x, y, scale_optimal):
-    """Each space centred; scaled by its own max (scale-optimal) or by one common factor."""
-    xc, _, sx = _frame(x)
-    yc, _, sy = _frame(y)
-    if scale_optimal:
-        return xc, yc
-    s = jnp.maximum(sx, sy)
-    return xc * (sx / s), yc * (sy / s)
+@dataclass(frozen=True)
+class StressSums(Accumulator):
+    """Streamed raw Kruskal stress-1 sums: ``sum (delta - d)^2`` and ``sum delta^2`` over i != j.
+
+    Each space is in its own frame (centred, divided by a power of two); raw stress compares
+    the two at one common scale, so both tiles are multiplied back by ``s_x / max(s_x, s_y)``
+    and ``s_y / max(s_x, s_y)`` (powers of two: exact).
+    """
+
+    metric: str = "euclidean"
+
+    def init(self, acc):
+        z = jnp.zeros((), acc)
+        return z, z
+
+    def update(self, c, t):
+        s = jnp.maximum(t.sx, t.sy)
+        dsx, dsy = t.dx * (t.sx / s), t.dy * (t.sy / s)
+        r = jnp.where(t.mask, dsx - dsy, 0.0)
+        return c[0] + jnp.sum(r * r), c[1] + jnp.sum(jnp.where(t.mask, dsx * dsx, 0.0))
+
+    def finish(self, c, x, y, finite, sx, sy):
+        status = select(
+            (~finite, Status.nonfinite_input), (is_constant(x), Status.degenerate_input)
+        )
+        return {"stress": (nan_unless_ok(_stress_value(*c).astype(x.dtype), status), status)}
+
+    def row_bytes(self, n, itemsize):
+        return pair_row_bytes(n, itemsize)
+
+
+def _stress_value(num, den):
+    return safe_sqrt(num / jnp.where(den > 0, den, 1.0))
 
 
 @eqx.filter_jit
 def _stress_impl(x, y, finite, *, scale_optimal, block_size):
-    degenerate = is_constant(x)
-    if scale_optimal:
-        degenerate = degenerate | is_constant(y)
+    x, y = zero_nonfinite(x, finite), zero_nonfinite(y, finite)
+    if not scale_optimal:
+        value, status = stream_paired(
+            [StressSums()], x, y, finite=finite, block_size=block_size, remat=True
+        )["stress"]
+        return Estimate(value, status)
+    degenerate = is_constant(x) | is_constant(y)
     status = select((~finite, Status.nonfinite_input), (degenerate, Status.degenerate_input))
-    x, y = _stress_frames(zero_nonfinite(x, finite), zero_nonfinite(y, finite), scale_optimal)
+    (xf, _), (yf, _) = space(x, "euclidean"), space(y, "euclidean")  # each in its own frame
     z = jnp.zeros((), x.dtype)
-    if scale_optimal:
 
-        def f1(c, dx, dy, m):
-            return c[0] + jnp.sum(jnp.where(m, dx * dy, 0.0)), c[1] + jnp.sum(
-                jnp.where(m, dy * dy, 0.0)
-            )
+    def f1(c, t):
+        return c[0] + jnp.sum(jnp.where(t.mask, t.dx * t.dy, 0.0)), c[1] + jnp.sum(
+            jnp.where(t.mask, t.dy * t.dy, 0.0)
+        )
 
-        sxy, syy = _pair_sums(x, y, block_size, f1, (z, z))
-        s = sxy / jnp.where(syy > 0, syy, 1.0)
-    else:
-        s = jnp.ones((), x.dtype)
+    sxy, syy = stream(f1, (z, z), xf, yf, metric="euclidean", block_size=block_size, remat=True)
+    s = sxy / jnp.where(syy > 0, syy, 1.0)
 
-    def f2(c, dx, dy, m):
-        r = jnp.where(m, dx - s * dy, 0.0)
-        return c[0] + jnp.sum(r * r), c[1] + jnp.sum(jnp.where(m, dx * dx, 0.0))
+    def f2(c, t):
+        r = jnp.where(t.mask, t.dx - s * t.dy, 0.0)
+        return c[0] + jnp.sum(r * r), c[1] + jnp.sum(jnp.where(t.mask, t.dx * t.dx, 0.0))
 
-    num, den = _pair_sums(x, y, block_size, f2, (z, z))
-    ratio = num / jnp.where(den > 0, den, 1.0)
-    pos = ratio > 0
-    value = jnp.where(pos, jnp.sqrt(jnp.where(pos, ratio, 1.0)), 0.0)
-    return Estimate(nan_unless_ok(value, status), status)
+    num, den = stream(f2, (z, z), xf, yf, metric="euclidean", block_size=block_size, remat=True)
+    return Estimate(nan_unless_ok(_stress_value(num, den), status), status)
 
 
 class BilipschitzResult(AbstractResult):
@@ -560,41 +570,55 @@ def bilipschitz_distortion(
     )
 
 
-@eqx.filter_jit
-def _bilipschitz_impl(x, y, finite, *, block_size):
-    status = neighbor_status(x, y, finite)
-    x, _, sx = _frame(zero_nonfinite(x, finite))
-    y, _, sy = _frame(zero_nonfinite(y, finite))
+@dataclass(frozen=True)
+class BilipschitzMax(Accumulator):
+    """Streamed running maxima of expansion ``d / delta`` and contraction ``delta / d``.
 
-    n = x.shape[0]
-    dxcol = x.shape[1]
+    Pairs coincident in both spaces are ignored; a pair coincident in exactly one sets
+    ``collapsed``. Values in the frames' units; ``finish`` converts the two factors back.
+    """
 
-    def body(c, block, start, valid):
-        xb, yb = block[:, :dxcol], block[:, dxcol:]
-        rows = start + jnp.arange(xb.shape[0])
-        m = (rows[:, None] != jnp.arange(n)[None, :]) & valid[:, None]
-        dx, dy = _cross(xb, x, "euclidean"), _cross(yb, y, "euclidean")
-        px, py = ~coincident(xb, x, dx), ~coincident(yb, y, dy)
-        both = m & px & py
-        one = m & (px != py)
-        ratio = dy / jnp.where(both, dx, 1.0)
-        inv = dx / jnp.where(both, dy, 1.0)
+    metric: str = "euclidean"
+
+    def init(self, acc):
+        z = jnp.zeros((), acc)
+        return z, z, jnp.zeros((), bool)
+
+    def update(self, c, t):
+        px, py = ~coincident(t.xb, t.x, t.dx), ~coincident(t.yb, t.y, t.dy)
+        both = t.mask & px & py
+        one = t.mask & (px != py)
+        ratio = t.dy / jnp.where(both, t.dx, 1.0)
+        inv = t.dx / jnp.where(both, t.dy, 1.0)
         return (
             jnp.maximum(c[0], jnp.max(jnp.where(both, ratio, 0.0))),
             jnp.maximum(c[1], jnp.max(jnp.where(both, inv, 0.0))),
             c[2] | jnp.any(one),
         )
 
-    z = jnp.zeros((), x.dtype)
-    init = (z, z, jnp.zeros((), bool))
-    xy = jnp.concatenate([x, y], axis=1)
-    e, c, collapsed = scan_row_blocks(body, init, xy, block_size=block_size, remat=False)
-    dist = jnp.where(collapsed, jnp.inf, e * c)
-    # back to the input units: d scales with sy, delta with sx
+    def finish(self, c, x, y, finite, sx, sy):
+        e, con, collapsed = (v if v.dtype == bool else v.astype(x.dtype) for v in c)
+        status = neighbor_status(x, y, finite)
+        # expansion x contraction is free of the two frames' scales
+        dist = jnp.where(collapsed, jnp.inf, e * con)
+        return {
+            "bilipschitz": (nan_unless_ok(dist, status), status),
+            # back to the input units: d scales with sy, delta with sx
+            "bilipschitz_expansion": (nan_unless_ok(e * (sy / sx), status), status),
+            "bilipschitz_contraction": (nan_unless_ok(con * (sx / sy), status), status),
+            "bilipschitz_collapsed": (collapsed, status),
+        }
+
+    def row_bytes(self, n, itemsize):
+        return pair_row_bytes(n, itemsize)
+
+
+@eqx.filter_jit
+def _bilipschitz_impl(x, y, finite, *, block_size):
+    x, y = zero_nonfinite(x, finite), zero_nonfinite(y, finite)
+    out = stream_paired([BilipschitzMax()], x, y, finite=finite, block_size=block_size)
     return BilipschitzResult(
-        nan_unless_ok(dist, status),
-        nan_unless_ok(e * (sy / sx), status),
-        nan_unless_ok(c * (sx / sy), status),
-        collapsed,
-        status,
+        *(out[f][0] for f in ("bilipschitz", "bilipschitz_expansion", "bilipschitz_contraction")),
+        out["bilipschitz_collapsed"][0],
+        out["bilipschitz"][1],
     )

@@ -35,6 +35,8 @@ from jax import lax
 
 from .._errors import no_derivative
 
+#: rank methods shared by the Spearman-based metrics (exact or bounded)
+RANK_METHODS = ("auto", "exact", "binned")
 #: at most this many histogram buckets for the exact path (2M int32 counters = 8 MB)
 MAX_BUCKETS = 1 << 21
 #: at most this many buckets for the binned path: a 256 KB counter array stays in cache, which
@@ -263,6 +265,7 @@ def pearson_influence_se(u, v):
 
 __all__ = [
     "MAX_BUCKETS",
+    "RANK_METHODS",
     "no_derivative",
     "num_buckets_for",
     "pearson",

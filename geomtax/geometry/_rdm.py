@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._chunking import map_row_blocks, resolve_block_size, scan_row_blocks
+from .._chunking import resolve_block_size
 from .._custom_types import KeyArray, Samples
 from .._errors import check_bool, check_choice, check_float, check_int, check_real_array
-from .._numerics import is_constant
+from .._numerics import is_constant, safe_sqrt
 from .._status import AbstractResult, Status, finish, nan_unless_ok, select
 from ._checks import (
     ZERO_NORM_POLICIES,
@@ -32,8 +32,9 @@ from ._checks import (
     prepare_single,
     zero_nonfinite,
 )
-from ._distances import _cross, _frame, _rescale, pairwise_distances
+from ._distances import pairwise_distances
 from ._ranks import (
+    RANK_METHODS,
     SOFT_MAX_VALUES,
     no_derivative,
     num_buckets_for,
@@ -42,11 +43,10 @@ from ._ranks import (
     soft_spearman,
     spearman,
 )
+from ._tiles import frame, map_tiles, rescale, stream
 
 RDM_METRICS = ("euclidean", "sqeuclidean", "cosine", "correlation")
 RDM_METHODS = ("spearman", "pearson")
-#: rank methods shared with the other Spearman-based metrics (exact or bounded)
-RANK_METHODS = ("auto", "exact", "binned")
 #: rank methods of :func:`rdm_similarity`: the above plus the differentiable ``"soft"``
 RDM_RANK_METHODS = (*RANK_METHODS, "soft")
 #: ``rank_method="auto"`` ranks exactly up to this many values, binned (with a bound) above it.
@@ -231,24 +231,22 @@ def _pair_values_tiled(x, metric, block_size):
     if metric == "cosine":
         xf, s = x, jnp.ones((), x.dtype)
     else:
-        xf, _, s = _frame(x)
+        xf, _, s = frame(x)
     h = (n - 1) // 2
     even = n % 2 == 0
 
-    def tile(xb, start, valid):
-        d = _cross(xb, xf, metric)
-        rows = start + jnp.arange(xb.shape[0])
+    def tile(d, rows, xb):
         idx = (rows[:, None] + 1 + jnp.arange(h)[None, :]) % n
         out = {"pairs": jnp.take_along_axis(d, idx, axis=1)}
         if even:
             out["half"] = jnp.take_along_axis(d, ((rows + n // 2) % n)[:, None], axis=1)[:, 0]
         return out
 
-    got = map_row_blocks(tile, xf, block_size=block_size, remat=False)
+    got = map_tiles(tile, xf, xf, metric=metric, block_size=block_size)
     vals = got["pairs"].reshape(-1)
     if even:
         vals = jnp.concatenate([vals, got["half"][: n // 2]])
-    return _rescale(vals, s, metric)
+    return rescale(vals, s, metric)
 
 
 @eqx.filter_jit
@@ -281,10 +279,7 @@ def _pointwise(xa, xb, metric):
         return jnp.where(ok, 1.0 - jnp.clip(cos, -1.0, 1.0), 1.0)
     diff = xa - xb
     sq = jnp.sum(diff * diff, axis=1)
-    if metric == "sqeuclidean":
-        return sq
-    pos = sq > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
+    return sq if metric == "sqeuclidean" else safe_sqrt(sq)
 
 
 #: sampled pairs are turned into distances this many at a time (bounds the row gathers)
@@ -537,44 +532,32 @@ def _streamed_pearson(x, y, metric, block_size):
     dtype = x.dtype
     count = float(n * (n - 1))  # a Python int beyond n = 46,341 overflows int32
 
-    dxcol = x.shape[1]
-    xy = jnp.concatenate([x, y], axis=1)
-
-    def tiles(block, start, valid):
-        xb, yb = block[:, :dxcol], block[:, dxcol:]
-        dx = _cross(xb, x, metric)
-        dy = _cross(yb, y, metric)
-        rows = start + jnp.arange(xb.shape[0])
-        mask = (rows[:, None] != jnp.arange(n)[None, :]) & valid[:, None]
-        return dx, dy, mask
-
-    def pass1(carry, block, start, valid):
-        dx, dy, mask = tiles(block, start, valid)
+    def pass1(carry, t):
         sx, sy, lox, hix, loy, hiy = carry
         inf = jnp.asarray(jnp.inf, dtype)
         return (
-            sx + jnp.sum(jnp.where(mask, dx, 0.0)),
-            sy + jnp.sum(jnp.where(mask, dy, 0.0)),
-            jnp.minimum(lox, jnp.min(jnp.where(mask, dx, inf))),
-            jnp.maximum(hix, jnp.max(jnp.where(mask, dx, -inf))),
-            jnp.minimum(loy, jnp.min(jnp.where(mask, dy, inf))),
-            jnp.maximum(hiy, jnp.max(jnp.where(mask, dy, -inf))),
+            sx + jnp.sum(jnp.where(t.mask, t.dx, 0.0)),
+            sy + jnp.sum(jnp.where(t.mask, t.dy, 0.0)),
+            jnp.minimum(lox, jnp.min(jnp.where(t.mask, t.dx, inf))),
+            jnp.maximum(hix, jnp.max(jnp.where(t.mask, t.dx, -inf))),
+            jnp.minimum(loy, jnp.min(jnp.where(t.mask, t.dy, inf))),
+            jnp.maximum(hiy, jnp.max(jnp.where(t.mask, t.dy, -inf))),
         )
 
     zero = jnp.zeros((), dtype)
     big = jnp.full((), jnp.inf, dtype)
     init = (zero, zero, big, -big, big, -big)
-    sx, sy, lox, hix, loy, hiy = scan_row_blocks(pass1, init, xy, block_size=block_size)
+    opts = dict(metric=metric, block_size=block_size, remat=True)  # differentiable: remat
+    sx, sy, lox, hix, loy, hiy = stream(pass1, init, x, y, **opts)
     mx, my = sx / count, sy / count
 
-    def pass2(carry, block, start, valid):
-        dx, dy, mask = tiles(block, start, valid)
-        a = jnp.where(mask, dx - mx, 0.0)
-        b = jnp.where(mask, dy - my, 0.0)
+    def pass2(carry, t):
+        a = jnp.where(t.mask, t.dx - mx, 0.0)
+        b = jnp.where(t.mask, t.dy - my, 0.0)
         saa, sbb, sab = carry
         return saa + jnp.sum(a * a), sbb + jnp.sum(b * b), sab + jnp.sum(a * b)
 
-    saa, sbb, sab = scan_row_blocks(pass2, (zero, zero, zero), xy, block_size=block_size)
+    saa, sbb, sab = stream(pass2, (zero, zero, zero), x, y, **opts)
     constant = (lox == hix) | (loy == hiy) | (saa <= 0) | (sbb <= 0)
     r = sab / jnp.sqrt(jnp.where(constant, 1.0, saa * sbb))
     return jnp.where(constant, 0.0, jnp.clip(r, -1.0, 1.0)), constant

@@ -6,20 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from .._chunking import resolve_block_size, scan_row_blocks
+from .._chunking import resolve_block_size
 from .._custom_types import KeyArray, Samples
 from .._errors import check_bool, check_choice, check_int, is_traced
-from .._numerics import is_constant
-from .._status import (
-    STATUS_NAMES,
-    AbstractResult,
-    Status,
-    finish,
-    nan_unless_ok,
-    select,
-    status_name,
-    worst,
-)
+from .._status import STATUS_NAMES, AbstractResult, Status, finish, status_name, worst
 from ._checks import (
     check_block_size,
     check_k,
@@ -27,37 +17,14 @@ from ._checks import (
     prepare_paired_flagged,
     zero_nonfinite,
 )
-from ._cka import cka
-from ._distances import _cross, _frame
-from ._neighbors import (
-    _knn,
-    _ranks_of,
-    _stress_frames,
-    _t_from_penalty,
-    coincident,
-    neighbor_row_bytes,
-    neighbor_status,
-    pair_row_bytes,
-)
-from ._procrustes import procrustes_disparity, procrustes_distortion
-from ._rdm import RANK_METHODS, rdm_similarity
-from ._stability import feature_split_stability
+from ._ranks import RANK_METHODS
+from ._table import ReportOptions, report_specs
+from ._tiles import stream_paired
 
-#: (field, label, format) rows of the printed table, in order
-_ROWS = (
-    ("procrustes_distortion", "Procrustes D (rotation)", "0 = same shape up to rotation/scale"),
-    ("procrustes_disparity", "Procrustes disparity (scipy)", "1 - nu^2"),
-    ("cka_linear", "CKA (linear)", "1 = same up to rotation/scale"),
-    ("rdm_similarity", "RDM similarity (Spearman)", "1 = same distance ranking"),
-    ("trustworthiness", "trustworthiness T(k)", "1 = no false neighbors"),
-    ("continuity", "continuity C(k)", "1 = no torn neighborhoods"),
-    ("knn_overlap", "k-NN overlap", "shared neighbors / k"),
-    ("knn_jaccard", "k-NN Jaccard", "o / (2k - o)"),
-    ("stress", "Kruskal stress-1 (raw)", "0 = isometry"),
-    ("bilipschitz", "bi-Lipschitz distortion", "1 = similarity transform"),
-    ("feature_split_stability", "feature-split stability (y)", "Shesha, self-consistency"),
-)
-METRIC_FIELDS = tuple(field for field, _, _ in _ROWS)
+
+def metric_fields() -> tuple[str, ...]:
+    """The report's metric fields (one per report row of the metric table), in order."""
+    return tuple(s.report.field for s in report_specs())
 
 
 class DistortionReport(AbstractResult):
@@ -89,6 +56,8 @@ class DistortionReport(AbstractResult):
         feature_split_stability: Shesha score of ``y`` (NaN if d_y < 4 or disabled).
         statuses: dict, metric field name -> :class:`geomtax.Status`.
         status: the worst of ``statuses``.
+        extra: dict, field -> value of the report rows of metrics beyond the built-in ones
+            (entries added to :data:`geomtax.geometry.METRICS`); empty by default.
     """
 
     n: Int[Array, ""]
@@ -109,15 +78,21 @@ class DistortionReport(AbstractResult):
     feature_split_stability: Float[Array, ""]
     statuses: dict
     status: object
+    extra: dict = eqx.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Plain Python values keyed by field name (nested lists for a vmapped report).
 
-        ``status`` becomes a status name and ``statuses`` a dict of names.
+        ``status`` becomes a status name and ``statuses`` a dict of names; the ``extra``
+        fields (metrics added to the table) appear beside the built-in ones.
         """
         out = {}
         for name in self.__dataclass_fields__:
-            if name == "statuses":
+            if name == "extra":
+                for f, v in self.extra.items():
+                    v = np.asarray(v)
+                    out[f] = v.item() if v.ndim == 0 else v.tolist()
+            elif name == "statuses":
                 out[name] = {m: _name(s) for m, s in self.statuses.items()}
             elif name == "status":
                 out[name] = _name(self.status)
@@ -132,7 +107,8 @@ class DistortionReport(AbstractResult):
         batched = isinstance(d["n"], list)
         head = f"distortion report (n = {d['n']}, k = {d['k']}, status = {d['status']})"
         lines = [head, "", "| metric | value | status | reading |", "|---|---|---|---|"]
-        for field, label, reading in _ROWS:
+        for spec in report_specs():
+            field, label, reading = spec.report.field, spec.report.label, spec.report.reading
             v = d[field]
             st = d["statuses"].get(field, "disabled")
             if batched:
@@ -223,63 +199,44 @@ def distortion_report(
     x, y, finite = prepare_paired_flagged(x, y, min_rows=4, what="distortion_report")
     n = x.shape[0]
     k = check_k(k, n, shape=x.shape)
+    kp, kf = jax.random.split(key)
+    specs = report_specs()
+    opts = ReportOptions(k, None, max_pairs, rank_method, n_splits, max_samples, kp, kf)
+    accs = tuple(dict.fromkeys(s.report.accumulator(opts) for s in specs if s.streamed))
     item = x.dtype.itemsize
-    bs = resolve_block_size(
-        block_size, n, row_bytes=neighbor_row_bytes(n, k, item) + pair_row_bytes(n, item)
-    )
+    bs = resolve_block_size(block_size, n, row_bytes=sum(a.row_bytes(n, item) for a in accs))
+    opts = opts._replace(block_size=bs)
     x = nondifferentiable(x, "distortion_report")
     y = nondifferentiable(y, "distortion_report")
-    kp, kf = jax.random.split(key)
 
-    p = _pass_impl(x, y, finite, k=k, block_size=bs)
-    proc = procrustes_distortion(x, y, throw=False)
-    disp = procrustes_disparity(x, y, throw=False)
-    ck = cka(x, y, throw=False)
-    rs = rdm_similarity(
-        x,
-        y,
-        metric="euclidean",
-        max_pairs=max_pairs,
-        key=kp if max_pairs is not None else None,
-        block_size=bs,
-        rank_method=rank_method,
-        throw=False,
-    )
-    statuses = {
-        "procrustes_distortion": proc.status,
-        "procrustes_disparity": disp.status,
-        "cka_linear": ck.status,
-        "rdm_similarity": rs.status,
-        **p["statuses"],
-    }
+    streamed = _pass_impl(x, y, finite, accumulators=accs, block_size=bs)
     dt = x.dtype
-    if n_splits > 0 and y.shape[1] >= 4:
-        fs = feature_split_stability(
-            y, key=kf, n_splits=n_splits, metric="cosine", max_samples=max_samples, throw=False
-        )
-        fs_value = fs.value
-        statuses["feature_split_stability"] = fs.status
-    else:
-        fs_value = jnp.full((), jnp.nan, dt)
+    values, statuses = {}, {}
+    for spec in specs:
+        entry = spec.report
+        if spec.streamed:
+            values[entry.field], statuses[entry.field] = streamed[entry.field]
+            for f in entry.extra:
+                values[f] = streamed[f][0]
+            continue
+        result, extra = entry.call(x, y, opts)
+        if result is None:  # the metric does not apply to these inputs: NaN, no status
+            values[entry.field] = jnp.full((), jnp.nan, dt)
+        else:
+            values[entry.field], statuses[entry.field] = result.value, result.status
+        values.update(extra)
+    builtin = set(DistortionReport.__dataclass_fields__)
+    fields = {
+        f: (v if v.dtype == bool else jnp.asarray(v, dt))
+        for f, v in ((f, jnp.asarray(v)) for f, v in values.items())
+    }
     report = DistortionReport(
         n=jnp.asarray(n, jnp.int32),
         k=jnp.asarray(k, jnp.int32),
-        procrustes_distortion=jnp.asarray(proc.value, dt),
-        procrustes_disparity=jnp.asarray(disp.value, dt),
-        cka_linear=jnp.asarray(ck.value, dt),
-        rdm_similarity=jnp.asarray(rs.value, dt),
-        rdm_stderr=jnp.asarray(rs.stderr, dt),
-        rdm_rank_error_bound=jnp.asarray(rs.rank_error_bound, dt),
-        trustworthiness=p["trustworthiness"],
-        continuity=p["continuity"],
-        knn_overlap=p["knn_overlap"],
-        knn_jaccard=p["knn_jaccard"],
-        stress=p["stress"],
-        bilipschitz=p["bilipschitz"],
-        bilipschitz_collapsed=p["bilipschitz_collapsed"],
-        feature_split_stability=jnp.asarray(fs_value, dt),
+        **{f: v for f, v in fields.items() if f in builtin},
         statuses=statuses,
         status=worst(*statuses.values()),
+        extra={f: v for f, v in fields.items() if f not in builtin},
     )
     return finish(report, throw=throw, function="distortion_report", details=_details(statuses))
 
@@ -298,93 +255,7 @@ def _details(statuses) -> dict[str, str]:
 
 
 @eqx.filter_jit
-def _pass_impl(x, y, finite, *, k, block_size):
-    """The shared tiled pass: neighbour scores, raw stress and bi-Lipschitz, with statuses."""
-    n = x.shape[0]
-    acc = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
-    nb_status = neighbor_status(x, y, finite)
-    st_status = select((~finite, Status.nonfinite_input), (is_constant(x), Status.degenerate_input))
+def _pass_impl(x, y, finite, *, accumulators, block_size):
+    """The shared tiled pass: every streamed metric of the table, with its status."""
     x, y = zero_nonfinite(x, finite), zero_nonfinite(y, finite)
-    xs, ys = _stress_frames(x, y, False)  # stress: separate centring, one common scale
-    xb_ = _frame(x)[0]  # neighbours and bi-Lipschitz: each space in its own frame
-    yb_ = _frame(y)[0]
-    dxcol = x.shape[1]
-    dycol = y.shape[1]
-    packed = jnp.concatenate([xb_, yb_, xs, ys], axis=1)
-
-    def body(carry, block, start, valid):
-        xb = block[:, :dxcol]
-        yb = block[:, dxcol : dxcol + dycol]
-        xsb = block[:, dxcol + dycol : 2 * dxcol + dycol]
-        ysb = block[:, 2 * dxcol + dycol :]
-        rows = start + jnp.arange(xb.shape[0])
-        dx = _cross(xb, xb_, "euclidean")
-        dy = _cross(yb, yb_, "euclidean")
-        ix = _knn(dx, rows, n, k)
-        iy = _knn(dy, rows, n, k)
-        vf = valid.astype(acc)
-        pen_t = jnp.sum(jnp.maximum(_ranks_of(dx, iy, rows, n) - k, 0), axis=1).astype(acc)
-        pen_c = jnp.sum(jnp.maximum(_ranks_of(dy, ix, rows, n) - k, 0), axis=1).astype(acc)
-        o = jnp.sum(jnp.any(ix[:, :, None] == iy[:, None, :], axis=2), axis=1).astype(acc)
-        mask = (rows[:, None] != jnp.arange(n)[None, :]) & valid[:, None]
-        dsx = _cross(xsb, xs, "euclidean")
-        dsy = _cross(ysb, ys, "euclidean")
-        r = jnp.where(mask, dsx - dsy, 0.0)
-        px, py = ~coincident(xb, xb_, dx), ~coincident(yb, yb_, dy)
-        both = mask & px & py
-        one = mask & (px != py)
-        return {
-            "trust": carry["trust"] + jnp.sum(pen_t * vf),
-            "cont": carry["cont"] + jnp.sum(pen_c * vf),
-            "overlap": carry["overlap"] + jnp.sum(o * vf) / k,
-            "jaccard": carry["jaccard"] + jnp.sum(vf * o / (2 * k - o)),
-            "num": carry["num"] + jnp.sum(r * r),
-            "den": carry["den"] + jnp.sum(jnp.where(mask, dsx * dsx, 0.0)),
-            "exp": jnp.maximum(
-                carry["exp"], jnp.max(jnp.where(both, dy / jnp.where(both, dx, 1), 0))
-            ),
-            "con": jnp.maximum(
-                carry["con"], jnp.max(jnp.where(both, dx / jnp.where(both, dy, 1), 0))
-            ),
-            "collapsed": carry["collapsed"] | jnp.any(one),
-        }
-
-    z = jnp.zeros((), acc)
-    init = dict(
-        trust=z,
-        cont=z,
-        overlap=z,
-        jaccard=z,
-        num=z,
-        den=z,
-        exp=z,
-        con=z,
-        collapsed=jnp.zeros((), bool),
-    )
-    s = scan_row_blocks(body, init, packed, block_size=block_size, remat=False)
-    dt = x.dtype
-    ratio = s["num"] / jnp.where(s["den"] > 0, s["den"], 1.0)
-    stress_v = jnp.sqrt(jnp.maximum(ratio, 0.0))
-    # expansion x contraction is free of the two frames' scales
-    bil = jnp.where(s["collapsed"], jnp.inf, s["exp"] * s["con"])
-
-    def nb(v):
-        return nan_unless_ok(v.astype(dt), nb_status)
-
-    return {
-        "trustworthiness": nb(_t_from_penalty(s["trust"], n, k)),
-        "continuity": nb(_t_from_penalty(s["cont"], n, k)),
-        "knn_overlap": nb(s["overlap"] / n),
-        "knn_jaccard": nb(s["jaccard"] / n),
-        "stress": nan_unless_ok(stress_v.astype(dt), st_status),
-        "bilipschitz": nb(bil),
-        "bilipschitz_collapsed": s["collapsed"],
-        "statuses": {
-            "trustworthiness": nb_status,
-            "continuity": nb_status,
-            "knn_overlap": nb_status,
-            "knn_jaccard": nb_status,
-            "stress": st_status,
-            "bilipschitz": nb_status,
-        },
-    }
+    return stream_paired(accumulators, x, y, finite=finite, block_size=block_size)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float, Int
 
-from .._chunking import map_row_blocks, resolve_block_size
+from .._chunking import resolve_block_size
 from .._custom_types import KeyArray, Samples
 from .._errors import check_bool, check_choice, check_float, check_int
 from .._numerics import center, standardize_cloud
@@ -37,9 +37,9 @@ from ._checks import (
     zero_nonfinite,
     zero_norm_mask,
 )
-from ._distances import _cross
-from ._ranks import num_buckets_for, spearman, twice_ranks_exact
-from ._rdm import AUTO_EXACT_MAX, RANK_METHODS, RDM_METRICS, _pair_values
+from ._ranks import RANK_METHODS, num_buckets_for, spearman, twice_ranks_exact
+from ._rdm import AUTO_EXACT_MAX, RDM_METRICS, _pair_values
+from ._tiles import map_tiles
 
 #: shift norms at most this many float eps times the data's magnitude (times sqrt(d)) count as
 #: zero in the coherence scores (a relative test: scale-free)
@@ -92,7 +92,7 @@ def _metric_frame(x, metric):
 def _distances(a, b, metric):
     """(n_a, n_b) distances in the kernel's frame, tiled so a tile stays under 64 MiB."""
     bs = resolve_block_size("auto", a.shape[0], row_bytes=3 * b.shape[0] * a.dtype.itemsize)
-    return map_row_blocks(lambda t, s, v: _cross(t, b, metric), a, block_size=bs, remat=False)
+    return map_tiles(lambda d, ids, rows: d, a, b, metric=metric, block_size=bs)
 
 
 def _crdm(x, metric):
