@@ -20,6 +20,7 @@ import geomtax.dynamics as gd
 HOST_ONLY = {
     "register_system": "registry bookkeeping (Python callables in, System out)",
     "registered_systems": "returns a tuple of names",
+    "get_system": "registry lookup (a name in, a System out)",
     "build_dataset": "disk cache and host-side sizes; its arrays come from the generators below",
     "Dataset": "result container",
     "Trajectories": "result container",
@@ -106,7 +107,7 @@ def test_every_public_callable_has_a_row():
     assert names <= covered, f"no transform row for {sorted(names - covered)}"
 
 
-# coupled_lorenz / generate / simulate share the lorenz _simulate_jit pipeline: slow-only.
+# coupled_lorenz / generate / simulate share lorenz's pipeline (one simulate for all): slow-only.
 @pytest.mark.parametrize(
     "name",
     [

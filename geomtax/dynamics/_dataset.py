@@ -20,7 +20,8 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .._custom_types import KeyArray
-from ._systems import _check_positive_int, generate, registered_systems
+from ._integrate import _check_positive_int
+from ._registry import generate, registered_systems
 from ._tokenize import BIN_RULES, UniformBins, uniform_bins
 
 #: Size presets of :func:`build_dataset` (explicit ``num_train``/``num_eval``/``seq_len`` win).
