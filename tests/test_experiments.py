@@ -20,6 +20,7 @@ from geomtax.experiments import (
     _registry,
     config_fingerprint,
     format_summary,
+    get_experiment,
     jacobian_penalty_fro,
     jacobian_penalty_mean,
     load_system_data,
@@ -387,6 +388,8 @@ def test_add_an_experiment(width_experiment, tmp_path):
 
 
 def test_register_experiment_refuses_clashes(width_experiment):
+    assert get_experiment("width") is width_experiment
+    assert get_experiment("head").name == "head"
     with pytest.raises(ValueError, match="already registered"):
         register_experiment(Width())
     with pytest.raises(ValueError, match="built in"):
