@@ -7,7 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.feature_selection import mutual_info_regression
-from test_info_oracles import bivariate, dense_gaussian, student_t, uniform_noise
+from test_info_oracles import (
+    bivariate,
+    dense_gaussian,
+    sparse_normal,
+    spiral,
+    student_t,
+    uniform_noise,
+)
 
 from geomtax import Status, StatusError
 from geomtax.info import KSGResult, ksg_mi, mutual_information
@@ -356,3 +363,65 @@ def test_rounded_correlated_data_is_not_returned_as_valid():
     xr, yr = np.round(x, 1).astype(np.float32), np.round(y, 1).astype(np.float32)
     assert float(_raw(xr, yr)) > 0.6
     assert ksg_mi(xr, yr, throw=False).status_name in ("degenerate_input", "implausible")
+
+
+# ------------------------------------------------------------------ k-sensitivity check
+def test_high_dimensional_bias_is_flagged_not_ok():
+    # 5 + 5 dimensional Gaussian, rho = 0.8 per pair (true 2.55 nats): KSG at k = 3 reads
+    # about 2.0 at n = 2,000 (20 % low), and the estimate at k = 10 is lower still.
+    x, y, mi = sparse_normal(5, 0.8, 2000, np.random.default_rng(4))
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    res = ksg_mi(x, y, throw=False)
+    assert res.status == Status.implausible
+    assert float(res.k_gap) > 0.15
+    with pytest.raises(StatusError, match="ksg_mi.*implausible"):
+        ksg_mi(x, y)
+    off = ksg_mi(x, y, k_check=False, throw=False)
+    assert off.ok and np.isnan(float(off.k_gap))
+    assert float(off.value) < mi - 0.3  # the raw value really is that far off
+
+
+def test_spiral_bias_is_flagged():
+    # The 3 + 3 spiral task (an invertible map of a Gaussian with 1.24 nats): KSG on its
+    # copula-transformed data reads 0.94 at n = 5,000; checked here at n = 3,000.
+    from geomtax.info import copula
+
+    rng = np.random.default_rng(7)
+    x, y, mi = sparse_normal(3, 0.75, 3000, rng)
+    x = copula(jnp.asarray(spiral(x), jnp.float32)).value
+    y = copula(jnp.asarray(spiral(y), jnp.float32)).value
+    res = ksg_mi(x, y, throw=False)
+    assert not res.ok or abs(float(res.value) - mi) <= max(0.1, 0.15 * mi)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: sparse_normal(1, 0.75, 2000, rng),
+        lambda rng: sparse_normal(2, 0.5, 2000, rng),
+        lambda rng: uniform_noise(0.1, 2000, rng),
+    ],
+    ids=["normal-1v1", "normal-2v2", "additive-0.1"],
+)
+def test_k_check_keeps_accurate_estimates_ok(make):
+    x, y, mi = make(np.random.default_rng(11))
+    res = ksg_mi(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), throw=False)
+    assert res.ok, (float(res.k_gap), float(res.k_gap_se))
+    assert abs(float(res.value) - mi) <= max(0.1, 0.15 * mi)
+
+
+def test_k_check_does_not_flag_independent_noise():
+    rng = np.random.default_rng(3)
+    flagged = 0
+    for n, d in ((100, 1), (256, 8), (1000, 4)):
+        for _ in range(5):
+            x = jnp.asarray(rng.standard_normal((n, d)), jnp.float32)
+            y = jnp.asarray(rng.standard_normal((n, d)), jnp.float32)
+            flagged += not bool(ksg_mi(x, y, throw=False).ok)
+    assert flagged == 0
+
+
+def test_k_check_skipped_on_few_rows():
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((60, 2)), jnp.float32)
+    res = ksg_mi(x, x[:, ::-1] + 0.1, throw=False)
+    assert np.isnan(float(res.k_gap)) and res.ok
