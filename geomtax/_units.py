@@ -1,21 +1,8 @@
-"""Units and log-domain reductions. geomtax computes in nats; bits appear only at report time."""
+"""Log-domain reductions. geomtax computes in nats (divide by ln 2 for bits, at report time)."""
 
-import math
 
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
-
-LN2 = math.log(2.0)
-
-
-def to_bits(nats):
-    """Convert nats to bits (divide by ln 2). Accepts Python floats or arrays."""
-    return nats / LN2
-
-
-def to_nats(bits):
-    """Convert bits to nats (multiply by ln 2)."""
-    return bits * LN2
 
 
 def logmeanexp(x, axis=None):

@@ -31,6 +31,7 @@ import numpy as np
 
 from .._custom_types import ArrayLike, KeyArray
 from .._errors import check_float, check_int
+from .._jsonio import jsonable
 from .._status import PRECEDENCE, status_name
 from ..geometry import (
     feature_split_stability,
@@ -85,7 +86,7 @@ class AuditReport:
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (non-finite floats become ``None``)."""
-        return _jsonable(dataclasses.asdict(self))
+        return jsonable(dataclasses.asdict(self))
 
     def save(self, out_dir, *, html: bool = True) -> dict:
         """Write ``audit.json``, ``audit.csv`` and (optionally) ``audit.html`` to ``out_dir``.
@@ -104,20 +105,6 @@ class AuditReport:
         if html:
             paths["html"] = write_html(self, out / "audit.html")
         return paths
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 # ----------------------------------------------------------------------------- core results
@@ -214,10 +201,6 @@ def check_options(mi_options: Mapping[str, Any], rd_options: Mapping[str, Any]) 
                     f"{what}: unknown option {name!r} for {target}{hint} "
                     f"(valid: {', '.join(sorted(valid))})"
                 )
-
-
-def _safe_div(a, b) -> float:
-    return a / b if b and math.isfinite(b) and b != 0 else math.nan
 
 
 # ----------------------------------------------------------------------------- the audit

@@ -1,8 +1,8 @@
 """Entropy, ensemble disagreement, cross-member stability and empirical Fisher diagnostics.
 
-Everything here is in nats; convert at the report
-boundary with ``geomtax._units.to_bits``. The distribution functions take *logits* (any
-unnormalised log-probabilities) over the last axis and normalise them with ``log_softmax``.
+Everything here is in nats (divide by ln 2 for bits, at the report boundary). The
+distribution functions take *logits* (any unnormalised log-probabilities) over the last axis
+and normalise them with ``log_softmax``.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import KeyArray
+from .._jsonio import jsonable
 from .._status import status_name
 from ..geometry import rdm_similarity
 from ._embeddings import embed_sequences
@@ -199,19 +200,7 @@ class RCTextureReport:
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary."""
-        return _jsonable(dataclasses.asdict(self))
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+        return jsonable(dataclasses.asdict(self))
 
 
 @eqx.filter_jit
