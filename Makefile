@@ -14,7 +14,7 @@ help:
 	@echo "make test-slow  run only the slow accuracy/scale tests"
 	@echo "make bench      run every benchmark at a small size (geomtax bench)"
 	@echo "make docs       build the documentation site into site/"
-	@echo "make lint       ruff check"
+	@echo "make lint       ruff check and ruff format --check on the Python sources"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,11 +42,14 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict
 
+PY_SOURCES := geomtax tests benchmarks examples
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff format $(PY_SOURCES)
 
 clean:
 	rm -rf $(VENV) site results .pytest_cache

@@ -1,6 +1,5 @@
 """Log-domain reductions. geomtax computes in nats (divide by ln 2 for bits, at report time)."""
 
-
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
