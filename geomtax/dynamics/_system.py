@@ -329,23 +329,11 @@ def simulate(
                 f"sample_initial of {system.name!r} returns shape {y0.shape}, "
                 f"expected ({system.state_dim},)"
             )
-    ode = method == "ode"
-    out = _simulate_jit(
-        system,
-        key,
-        ts,
-        traced,
-        static,
-        n,
-        seq_len,
-        ode,
-        jnp.asarray(solver["rtol"], dtype) if ode else None,
-        jnp.asarray(solver["atol"], dtype) if ode else None,
-        solver["max_steps"] if ode else None,
-        solver["max_retries"] if ode and system.redraw else None,
-        batch_size,
-        dtype,
-    )
+    ode = None
+    if method == "ode":  # (rtol, atol, max_steps, max_retries or None when not re-drawing)
+        tol = (jnp.asarray(solver["rtol"], dtype), jnp.asarray(solver["atol"], dtype))
+        ode = (*tol, solver["max_steps"], solver["max_retries"] if system.redraw else None)
+    out = _simulate_jit(system, key, ts, traced, static, n, seq_len, ode, batch_size, dtype)
     if out.observed.shape != (n, seq_len):
         raise ValueError(
             f"observe must map (T, s) to (T,); got observed shape {out.observed.shape}"
@@ -354,22 +342,8 @@ def simulate(
 
 
 @eqx.filter_jit
-def _simulate_jit(
-    system,
-    key,
-    ts,
-    traced,
-    static,
-    n,
-    seq_len,
-    ode,
-    rtol,
-    atol,
-    max_steps,
-    max_retries,
-    batch_size,
-    dtype,
-):
+def _simulate_jit(system, key, ts, traced, static, n, seq_len, ode, batch_size, dtype):
+    rtol, atol, max_steps, max_retries = (None,) * 4 if ode is None else ode
     params = {**dict(static), **traced}
 
     def draw(k):
@@ -377,7 +351,7 @@ def _simulate_jit(
         return _cast_floating(y0, dtype), _cast_floating(info, dtype)
 
     def solve(y0, info):
-        if ode:
+        if ode is not None:
             args = {**traced, **info}
             return _solve_one(system.vector_field, y0, ts, args, rtol, atol, max_steps)
         states = jnp.asarray(system.solution(ts, y0, info, params), dtype)
