@@ -31,11 +31,12 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, Int
 
 from .._custom_types import KeyArray
-from .._errors import check_choice
+from .._errors import check_choice, is_traced
 from ._integrate import (
     _check_key,
     _check_nonneg_int,
@@ -81,8 +82,11 @@ class Trajectories(eqx.Module):
 
 
 def _freeze(value):
+    """A hashable copy of a default (System fields are static): arrays become Python values."""
     if isinstance(value, list | tuple):
         return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.ndarray | np.generic | jax.Array) and not is_traced(value):
+        return _freeze(np.asarray(value).tolist())
     return value
 
 
