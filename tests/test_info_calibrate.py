@@ -186,6 +186,27 @@ def test_calibrated_mi_neural_runs_and_errors():
         throw=False,
     )
     assert r.mi.shape == (2,) and r.mi_status._value.shape == (2,)
+    # The estimator may be an object: the name is its default object (the identical fits), and a
+    # bound with its own hyperparameter, or KSG with its own options, is passed the same way.
+    same = gi.calibrated_mi(
+        truth,
+        truth + 0.5,
+        key=jax.random.key(0),
+        estimator=gi.DV(),
+        num_seeds=2,
+        num_steps=10,
+        hidden=(8,),
+        random_dim=2,
+        throw=False,
+    )
+    np.testing.assert_array_equal(same.mi, r.mi)
+    np.testing.assert_array_equal(same.random, r.random)
+    ksg = dict(key=jax.random.key(1), num_seeds=1, random_dim=2, throw=False)
+    k5 = gi.calibrated_mi(truth, truth + 0.5, estimator=gi.KSG(k=5), **ksg)
+    k3 = gi.calibrated_mi(truth, truth + 0.5, estimator="ksg", **ksg)
+    assert float(k5.random[0]) != float(k3.random[0])
+    with pytest.raises(TypeError, match="estimator must be"):
+        gi.calibrated_mi(truth, truth, key=jax.random.key(0), estimator=5)
     # Each fit reports its own status; the raw per-seed estimates are kept whatever it is, and
     # the summary is ok only if every MI fit is.
     ok = np.asarray(r.mi_status == Status.ok)

@@ -241,11 +241,8 @@ def test_accuracy_dense_gaussian_student_t_and_invariance_n5000():
     [
         ("learning_rate", -1.0, "learning_rate must be > 0, got learning_rate=-1.0"),
         ("learning_rate", float("nan"), "learning_rate must be finite, got learning_rate=nan"),
-        ("ema_rate", -0.01, "ema_rate must be > 0, got ema_rate=-0.01"),
-        ("ema_rate", 1.5, "ema_rate must be <= 1.0"),
         ("hidden", (0,), "hidden\\[0\\] must be >= 1, got hidden\\[0\\]=0"),
         ("hidden", (16, -2), "hidden\\[1\\] must be >= 1"),
-        ("tau", -5.0, "tau must be > 0, got tau=-5.0"),
         ("grad_clip", 0.0, "grad_clip must be > 0"),
         ("dropout", 1.0, "dropout must be in \\[0, 1\\)"),
         ("tail_fraction", 0.0, "tail_fraction must be > 0"),
@@ -258,10 +255,55 @@ def test_accuracy_dense_gaussian_student_t_and_invariance_n5000():
 )
 def test_options_rejected_before_compiling(option, value, match, getkey):
     # Issue 13: learning_rate=-1.0 or nan, a negative EMA rate, hidden width 0 and a negative
-    # SMILE tau all ran and returned numbers. Each is now rejected before anything compiles.
+    # SMILE tau all ran and returned numbers. Each is now rejected before anything compiles
+    # (the bounds' hyperparameters when the bound object is built).
     x = jnp.ones((100, 2))
     with pytest.raises(ValueError, match=match):
         gi.mutual_information(x, x, key=getkey(), **{option: value})
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: gi.MINE(ema_rate=-0.01), "ema_rate must be > 0, got ema_rate=-0.01"),
+        (lambda: gi.MINE(ema_rate=1.5), "ema_rate must be <= 1.0"),
+        (lambda: gi.SMILE(tau=-5.0), "tau must be > 0, got tau=-5.0"),
+    ],
+)
+def test_bound_hyperparameters_rejected_when_built(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_estimator_objects_names_and_optimizer(getkey):
+    # A name is its default object, one code path: the same key gives the identical fit. The
+    # default optimizer is Adam(5e-4) after clipping at 5; passing it explicitly is identical.
+    x, y, _ = bivariate(0.6, 300, np.random.default_rng(4))
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    opts = dict(num_steps=60, hidden=(8,), batch_size=32, throw=False)
+    k = getkey()
+    by_name = gi.mutual_information(x, y, key=k, estimator="smile", **opts)
+    by_obj = gi.mutual_information(x, y, key=k, estimator=gi.SMILE(tau=5.0), **opts)
+    opt = optax.chain(optax.clip_by_global_norm(5.0), optax.adam(5e-4))
+    by_opt = gi.mutual_information(x, y, key=k, optimizer=opt, **opts)
+    np.testing.assert_array_equal(by_name.curve, by_obj.curve)
+    np.testing.assert_array_equal(by_name.curve, by_opt.curve)
+    np.testing.assert_array_equal(by_name.heldout, by_opt.heldout)
+    # Another optimizer changes the fit; its options are its own.
+    sgd = gi.mutual_information(x, y, key=k, optimizer=optax.sgd(1e-2), **opts)
+    assert not np.array_equal(sgd.curve, by_name.curve)
+    with pytest.raises(TypeError, match="configure the default optimizer"):
+        gi.mutual_information(x, y, key=k, optimizer=opt, learning_rate=1e-3, **opts)
+    with pytest.raises(TypeError, match="optax.GradientTransformation"):
+        gi.mutual_information(x, y, key=k, optimizer="adam", **opts)
+    with pytest.raises(TypeError, match="AbstractBound"):
+        gi.mutual_information(x, y, key=k, estimator=3, **opts)
+    # The KSG options moved to KSG / ksg_mi.
+    for removed in ("tau", "ema_rate", "k", "block_size"):
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            gi.mutual_information(x, y, key=k, **{removed: 1}, **opts)
+    r = gi.mutual_information(x, y, key=k, estimator=gi.KSG(k=5), preprocess="none")
+    assert float(r.value) == float(gi.ksg_mi(x, y, k=5).value)
 
 
 def test_option_types_rejected(getkey):
@@ -293,7 +335,7 @@ def test_bounds_and_critics_validate_options(getkey):
     with pytest.raises(ValueError, match="embed_dim must be >= 1"):
         gi.SeparableCritic(1, 1, hidden=(4,), embed_dim=0, key=getkey())
     opt = optax.adam(1e-3)
-    with pytest.raises(ValueError, match="ema_rate must be > 0"):
+    with pytest.raises(ValueError, match="unknown bound 'mine-f'"):
         gi.mine_step(
             critic,
             opt.init(eqx.filter(critic, eqx.is_array)),
@@ -301,7 +343,7 @@ def test_bounds_and_critics_validate_options(getkey):
             xs,
             xs,
             optimizer=opt,
-            ema_rate=-1.0,
+            bound="mine-f",
         )
     # Traced values (swept under vmap) pass through.
     taus = jnp.array([0.5, 2.0])

@@ -86,6 +86,80 @@ def test_smile_tau_sweep_vmaps(getkey):
         )
 
 
+@pytest.mark.parametrize("cls", [gi.DV, gi.MINE, gi.NWJ, gi.InfoNCE, gi.SMILE])
+def test_bound_objects_jit_vmap_no_recompile(cls, getkey):
+    # A bound object is a pytree whose continuous hyperparameters are leaves: jit agrees with
+    # eager, a new hyperparameter value does not recompile, and a sweep over it vmaps.
+    critic = _critic(getkey())
+    x, y = _data(getkey(), n=8)
+    bound = cls()
+
+    def f(b, c, a, v):
+        surrogate, (estimate, state) = b.objective(b.scores(c, a, v), b.init_state())
+        return surrogate, estimate, state
+
+    with jax.disable_jit():
+        ref = f(bound, critic, x, y)
+    g = eqx.filter_jit(eqx.debug.assert_max_traces(f, max_traces=1))
+    as_arrays = jax.tree_util.tree_map(jnp.asarray, bound)
+    assert_tree_close(g(as_arrays, critic, x, y), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ref[1], bound.evaluate(critic, x, y), rtol=1e-6)
+    leaves = jax.tree_util.tree_leaves(bound)
+    if leaves:  # SMILE.tau, MINE.ema_rate: a new value, then a vmapped sweep
+        other = jax.tree_util.tree_map(lambda v: jnp.asarray(v * 0.5), bound)
+        g(other, critic, x + 1.0, y)
+        sweep = jax.vmap(lambda t: cls(t).evaluate(critic, x, y))(jnp.array([0.1, 0.5]))
+        assert sweep.shape == (2,)
+        np.testing.assert_allclose(sweep[1], cls(0.5).evaluate(critic, x, y), rtol=1e-5)
+    # grad of the objective in the critic is finite.
+    grads = eqx.filter_grad(lambda c: f(bound, c, x, y)[0])(critic)
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree.leaves(grads))
+
+
+def test_critic_scores_row(getkey):
+    critic = _critic(getkey())
+    x, y = _data(getkey(), n=6)
+    for negatives, shape in (("shift", (6,)), ("all", (6, 6))):
+        s = eqx.filter_jit(lambda c, a, b: gi.critic_scores(c, a, b, negatives=negatives))(
+            critic, x, y
+        )
+        assert s.negative.shape == shape and s.matrix == (negatives == "all")
+        assert_tree_close(s.joint, critic.pairs(x, y), rtol=1e-5, atol=1e-6)
+    sb = jax.vmap(lambda a: gi.critic_scores(critic, a, y).joint)(jnp.stack([x, -x]))
+    assert sb.shape == (2, 6)
+
+
+def test_mutual_information_bound_hyperparameter_no_recompile(getkey):
+    # A bound's hyperparameter is traced through the fit: a tau sweep compiles once.
+    x, y = _data(getkey())
+    key = getkey()
+    f = eqx.filter_jit(
+        eqx.debug.assert_max_traces(
+            lambda t: gi.mutual_information(x, y, key=key, estimator=gi.SMILE(tau=t), **TINY),
+            max_traces=1,
+        )
+    )
+    a = f(jnp.asarray(5.0))
+    f(jnp.asarray(2.0))
+    b = gi.mutual_information(x, y, key=key, **TINY)  # "smile" = SMILE(tau=5.0)
+    assert_tree_close(a.curve, b.curve, rtol=1e-4, atol=1e-5)
+    sweep = jax.vmap(
+        lambda t: gi.mutual_information(x, y, key=key, estimator=gi.SMILE(tau=t), **TINY)
+    )(jnp.array([1.0, 5.0]))
+    assert_tree_close(sweep.curve[1], b.curve, rtol=1e-4, atol=1e-5)
+
+
+def test_ksg_estimator_row(getkey):
+    x, y = _data(getkey(), n=40)
+    ref = gi.ksg_mi(x, y, k=3, block_size=16)
+    f = eqx.filter_jit(
+        lambda a, b: gi.mutual_information(
+            a, b, key=jax.random.key(0), estimator=gi.KSG(block_size=16), preprocess="none"
+        )
+    )
+    np.testing.assert_allclose(f(x, y).value, ref.value, rtol=1e-6)
+
+
 def test_critics_jit_vmap_grad(getkey):
     for cls in (gi.ConcatCritic, gi.SeparableCritic):
         critic = cls(2, 1, hidden=(4,), key=getkey())
@@ -228,7 +302,16 @@ def test_calibrated_mi_jit_row(getkey):
 
 
 ROWS = {
+    "AbstractBound": "base class",
     "AbstractCritic": "base class",
+    "CriticScores": "score container",
+    "DV": test_bound_objects_jit_vmap_no_recompile,
+    "MINE": test_bound_objects_jit_vmap_no_recompile,
+    "NWJ": test_bound_objects_jit_vmap_no_recompile,
+    "InfoNCE": test_bound_objects_jit_vmap_no_recompile,
+    "SMILE": test_mutual_information_bound_hyperparameter_no_recompile,
+    "KSG": test_ksg_estimator_row,
+    "critic_scores": test_critic_scores_row,
     "ConcatCritic": test_critics_jit_vmap_grad,
     "SeparableCritic": test_critics_jit_vmap_grad,
     "MIResult": "result container",

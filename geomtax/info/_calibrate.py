@@ -21,7 +21,8 @@ from .._status import (
     worst,
 )
 from ..geometry._checks import as_float
-from ._fit import ESTIMATORS, mutual_information
+from ._bounds import AbstractBound
+from ._fit import KSG, as_estimator, mutual_information
 from ._preprocess import pca, zscore
 
 
@@ -110,7 +111,7 @@ def calibrated_mi(
     *,
     key: KeyArray,
     num_seeds: int = 5,
-    estimator: str = "dv",
+    estimator: AbstractBound | KSG | str = "dv",
     pca_dim: int | None = 50,
     noise_scale: float = 0.1,
     random_dim: int = 50,
@@ -148,7 +149,9 @@ def calibrated_mi(
         x_embedding: Embeddings, shape (n, d_e).
         key: PRNG key; seed s uses ``jax.random.split(key, num_seeds)[s]``.
         num_seeds: Number of seeds (static), >= 1 (reference 5).
-        estimator: Estimator name for `mutual_information` (``"ksg"`` allowed).
+        estimator: The estimator of every fit, as ``estimator`` of `mutual_information`: a
+            bound object (``DV()``, ``SMILE(tau=5.0)``, your own `AbstractBound`), ``KSG(k=3)``,
+            or a name (``"dv"``, ..., ``"ksg"``).
         pca_dim: PCA target dimension for the embedding (>= 1), or ``None`` to skip.
         noise_scale: Standard deviation of the ceiling's added noise, > 0.
         random_dim: Dimension of the random Gaussian baseline embedding, >= 1.
@@ -189,8 +192,7 @@ def calibrated_mi(
     noise_scale = check_float("noise_scale", noise_scale, positive=True)
     if pca_dim is not None:
         pca_dim = check_int("pca_dim", pca_dim, minimum=1)
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+    estimator = as_estimator(estimator)
     if "throw" in mi_options or "key" in mi_options:
         raise TypeError("calibrated_mi sets key and throw of its fits itself")
     zt = zscore(x_truth, throw=False)

@@ -1,226 +1,76 @@
-r"""Fitting critics: one optax step, and a whole fit compiled as one ``lax.scan``, with checks.
+r"""Fitting critics: the whole fit (preprocessing, training, evaluation, checks) as one program.
 
 The fit is a pure function of ``(x, y, key)``: preprocessing, critic initialization, minibatch
 sampling, optimization, evaluation and the plausibility checks all happen inside one compiled
 program, so ``jax.vmap`` over keys and/or stacked datasets runs many fits side by side (e.g. 5
-seeds x 8 layers in one call), each with its own `geomtax.Status`.
+seeds x 8 layers in one call), each with its own `geomtax.Status`. The bound is an
+`AbstractBound` object (``_bounds.py``), the training loop lives in ``_train.py`` and the status
+rules in ``_rules.py``.
 """
 
-import math
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jax import lax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float
 
 from .._custom_types import KeyArray, ScalarLike
-from .._errors import (
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_paired,
-    finite_mask,
-)
+from .._errors import check_bool, check_choice, check_float, check_int, finite_mask
 from .._numerics import is_constant
-from .._status import AbstractResult, Status, finish, nan_unless_ok, select, worst
+from .._status import Status, finish, nan_unless_ok, select, worst
 from ..geometry._checks import prepare_paired_flagged
-from ._bounds import (
-    BOUNDS,
-    NEGATIVES,
-    MineState,
-    check_ema_rate,
-    check_tau,
-    evaluate_bound,
-    init_mine_state,
-    mine_bound,
-)
+from ._bounds import BOUNDS, NEGATIVES, AbstractBound
 from ._critics import AbstractCritic, ConcatCritic, SeparableCritic, check_hidden
+from ._ksg import ksg_mi
 from ._preprocess import copula_columns, standardize_columns
+from ._rules import CHECKPOINTS, FLAG_UPPER, NEGATIVE_TOL, MIResult, fit_result
+from ._train import GRAD_CLIP, LEARNING_RATE, default_optimizer, evaluate_batches, train_critic
 
-ESTIMATORS = (*BOUNDS, "ksg")
 EVALUATIONS = ("heldout", "train_tail")
 PREPROCESS = ("copula", "zscore", "none")
 
-# --- plausibility rules (docs/api/info.md, "When a fit is flagged") -----------------------------
-#: A bound estimate below ``-(NEGATIVE_TOL + 3 * stderr)`` nats is impossible (MI >= 0).
-NEGATIVE_TOL = 0.1
-#: The training tail is unstable when ``tail_std > SPREAD_ABS + SPREAD_REL * |tail_mean|``.
-SPREAD_ABS = 1.0
-SPREAD_REL = 0.5
-#: Held-out and training-tail estimates disagree when
-#: ``|heldout - tail_mean| > AGREE_ABS + AGREE_REL * max(|heldout|, |tail_mean|) + 3 * stderr``.
-AGREE_ABS = 0.15
-AGREE_REL = 0.25
-#: InfoNCE cannot resolve MI near its ceiling: flagged when ``value > log(b) - INFONCE_MARGIN``
-#: (measured: at b = 64 it is 10-18 % low from about 1.5 nats on; docs/api/info.md).
-INFONCE_MARGIN = 2.5
-#: Still rising: a least-squares line through the last half of the curve rises by more than
-#: ``RISE_ABS + RISE_REL * |tail_mean|`` over that half, with a slope t-statistic above 3.
-RISE_ABS = 0.05
-RISE_REL = 0.05
-#: Held-out checkpoints recorded during a fit with a held-out split (for the not-converged rule).
-CHECKPOINTS = 10
-#: Bits of ``MIResult.flags``, one per rule.
-FLAG_NEGATIVE, FLAG_SPREAD, FLAG_DISAGREE, FLAG_CEILING, FLAG_UPPER = 1, 2, 4, 8, 16
-FLAG_RISING = 32
 
+class KSG(eqx.Module):
+    """The KSG estimator as an ``estimator=`` of `mutual_information` and `calibrated_mi`.
 
-class MIResult(AbstractResult):
-    """Outcome of one mutual-information estimate; arrays only, all in nats.
+    A fit with ``estimator=KSG(...)`` preprocesses the data as any fit does (``preprocess``) and
+    calls `ksg_mi` on it with these options (see `ksg_mi` for the algorithm and its caveats);
+    no critic is trained. The string ``"ksg"`` means ``KSG()``.
 
     Attributes:
-        value: The estimate (nats): the held-out bound (``evaluation="heldout"``, the default)
-            or the training-tail mean. NaN unless ``status`` is ``ok``; the raw numbers stay in
-            ``heldout`` and ``tail_mean``.
-        status: A `geomtax.Status`: ``ok``, ``nonfinite_input``, ``degenerate_input`` (x or y
-            constant), ``diverged`` (a step produced a non-finite objective), ``not_converged``
-            (the objective is still rising) or ``implausible`` (a plausibility rule fired; see
-            ``flags`` and `mutual_information`).
-        curve: The training objective's bound estimate at every step, shape (num_steps,)
-            (for KSG, shape (1,) holding the estimate).
-        tail_mean: Mean of ``curve`` over the last ``tail_fraction`` of steps.
-        tail_std: Standard deviation of ``curve`` over the same tail (the per-batch spread).
-        heldout: The bound evaluated on the held-out split after training (NaN unless
-            ``evaluation="heldout"``).
-        heldout_stderr: Standard error of ``heldout`` over its evaluation batches (NaN without a
-            held-out split).
-        flags: Bit mask of the rules that fired: 1 negative value, 2 unstable tail,
-            4 held-out/tail disagreement, 8 InfoNCE at its log-batch ceiling, 16 above
-            ``upper_bound`` (these make ``implausible``), 32 still rising (``not_converged``).
-        diverged_step: Index of the first non-finite step, or -1.
-    """
-
-    value: Float[Array, ""]
-    status: object
-    curve: Float[Array, " s"]
-    tail_mean: Float[Array, ""]
-    tail_std: Float[Array, ""]
-    heldout: Float[Array, ""]
-    heldout_stderr: Float[Array, ""]
-    flags: Int[Array, ""]
-    diverged_step: Int[Array, ""]
-
-
-def _loss(critic, xs, ys, mine_state, key, *, bound, ema_rate, tau, negatives):
-    """Return ``(loss, (estimate, new_mine_state))`` for any bound."""
-    if bound == "mine":
-        surrogate, (estimate, new_state) = mine_bound(
-            critic, xs, ys, mine_state, ema_rate=ema_rate, key=key, negatives=negatives
-        )
-        return -surrogate, (estimate, new_state)
-    value = evaluate_bound(bound, critic, xs, ys, key=key, negatives=negatives, tau=tau)
-    return -value, (value, mine_state)
-
-
-def _step(
-    critic, opt_state, mine_state, xs, ys, *, optimizer, key, bound, ema_rate, tau, negatives
-):
-    loss_fn = eqx.filter_value_and_grad(
-        lambda c: _loss(
-            c,
-            xs,
-            ys,
-            mine_state,
-            key,
-            bound=bound,
-            ema_rate=ema_rate,
-            tau=tau,
-            negatives=negatives,
-        ),
-        has_aux=True,
-    )
-    (_, (estimate, new_mine_state)), grads = loss_fn(critic)
-    updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(critic, eqx.is_array))
-    critic = eqx.apply_updates(critic, updates)
-    return critic, opt_state, new_mine_state, estimate
-
-
-def mine_step(
-    critic: AbstractCritic,
-    opt_state: optax.OptState,
-    mine_state: MineState,
-    xs: Float[Array, "b dx"],
-    ys: Float[Array, "b dy"],
-    *,
-    optimizer: optax.GradientTransformation,
-    key: KeyArray | None = None,
-    bound: str = "mine",
-    ema_rate: ScalarLike = 0.01,
-    tau: ScalarLike = 5.0,
-    negatives: str = "shift",
-) -> tuple[AbstractCritic, optax.OptState, MineState, Float[Array, ""]]:
-    r"""One optax step that maximizes a mutual-information bound on a minibatch.
-
-    Pure and jittable: call it inside your own ``jax.jit``/``eqx.filter_jit`` loop (the
-    ``optimizer`` is a static Python object, so build it once outside the loop). For
-    ``bound="mine"`` the gradient is MINE's moving-average-corrected one and ``mine_state`` carries
-    the average; for the other bounds ``mine_state`` passes through unchanged. No plausibility
-    checks are applied here: the loop is yours (see `mutual_information` for the checks).
-
-    Args:
-        critic: The critic (an Equinox module).
-        opt_state: ``optimizer.init(eqx.filter(critic, eqx.is_array))``.
-        mine_state: `MineState` from `init_mine_state`.
-        xs: Minibatch of ``x``, shape (b, d_x), paired with ``ys``.
-        ys: Minibatch of ``y``, shape (b, d_y).
-        optimizer: An optax gradient transformation.
-        key: Dropout key (``None``: deterministic critic).
-        bound: One of ``"mine"``, ``"dv"``, ``"nwj"``, ``"infonce"``, ``"smile"``.
-        ema_rate: MINE's moving-average rate, in (0, 1].
-        tau: SMILE's clip level, > 0.
-        negatives: ``"shift"`` or ``"all"`` (see `dv_bound`).
-
-    Returns:
-        ``(critic, opt_state, mine_state, estimate)``, the estimate being the bound's value on this
-        minibatch before the update, in nats.
-
-    Raises:
-        ValueError: Unknown ``bound``/``negatives``, mismatched rows, ``ema_rate`` outside
-            (0, 1] or ``tau <= 0`` (concrete values).
+        k: Neighbours (static), >= 1.
+        block_size: Row-block size of the tiled search (static; ``None``: dense).
 
     Examples:
         >>> from geomtax.info import *
-        >>> import equinox as eqx, jax, jax.numpy as jnp, optax
-        >>> critic = ConcatCritic(1, 1, hidden=(16,), key=jax.random.key(0))
-        >>> optimizer = optax.adam(1e-3)
-        >>> opt_state = optimizer.init(eqx.filter(critic, eqx.is_array))
-        >>> x = jax.random.normal(jax.random.key(1), (64, 1))
-        >>> y = x + 0.5 * jax.random.normal(jax.random.key(2), (64, 1))
-        >>> step = eqx.filter_jit(mine_step)
-        >>> state = init_mine_state()
-        >>> for _ in range(3):
-        ...     critic, opt_state, state, estimate = step(
-        ...         critic, opt_state, state, x, y, optimizer=optimizer)
-        >>> estimate.shape
-        ()
+        >>> import jax
+        >>> x = jax.random.normal(jax.random.key(0), (200, 1))
+        >>> res = mutual_information(x, x + 0.5 * x**2, key=jax.random.key(1),
+        ...                          estimator=KSG(k=5), throw=False)
+        >>> res.curve.shape
+        (1,)
     """
-    check_choice("bound", bound, BOUNDS)
-    check_choice("negatives", negatives, NEGATIVES)
-    check_paired(xs, ys, names=("xs", "ys"))
-    ema_rate = check_ema_rate(ema_rate)
-    tau = check_tau(tau)
-    return _step(
-        critic,
-        opt_state,
-        mine_state,
-        xs,
-        ys,
-        optimizer=optimizer,
-        key=key,
-        bound=bound,
-        ema_rate=ema_rate,
-        tau=tau,
-        negatives=negatives,
-    )
+
+    k: int = eqx.field(static=True, default=3, converter=lambda k: check_int("k", k, minimum=1))
+    block_size: int | None = eqx.field(static=True, default=1024)
 
 
-def _select(ok, new, old):
-    return jax.tree_util.tree_map(
-        lambda a, b: jnp.where(ok, a, b) if eqx.is_array(a) else a, new, old
+#: Every name ``estimator=`` accepts: the bounds of `BOUNDS` and ``"ksg"``.
+ESTIMATORS = (*BOUNDS, "ksg")
+
+
+def as_estimator(estimator, *, name: str = "estimator") -> AbstractBound | KSG:
+    """An `AbstractBound` or `KSG` from an estimator object or one of `ESTIMATORS`."""
+    if isinstance(estimator, (AbstractBound, KSG)):
+        return estimator
+    if isinstance(estimator, str):
+        check_choice(name, estimator, ESTIMATORS)
+        return KSG() if estimator == "ksg" else BOUNDS[estimator]()
+    raise TypeError(
+        f"{name} must be an AbstractBound (e.g. SMILE(tau=5.0)), a KSG, or one of "
+        f"{ESTIMATORS}, got {estimator!r}"
     )
 
 
@@ -244,62 +94,15 @@ def _prepare_impl(x, y, *, preprocess: str):
     return x, y, status
 
 
-def _still_rising(curve, tail_mean):
-    """True when the training objective still rises over the last half of the steps."""
-    half = curve.shape[0] // 2
-    if half < 4:
-        return jnp.zeros((), bool)
-    seg = curve[-half:]
-    t = jnp.arange(half, dtype=curve.dtype) - (half - 1) / 2.0
-    stt = jnp.sum(t * t)
-    resid = seg - jnp.mean(seg)
-    slope = jnp.sum(t * resid) / stt
-    sd = jnp.sqrt(jnp.sum((resid - slope * t) ** 2) / (half - 2))
-    rise = slope * half
-    return (rise > RISE_ABS + RISE_REL * jnp.abs(tail_mean)) & (slope > 3.0 * sd / jnp.sqrt(stt))
+def _as_leaves(bound: AbstractBound, dtype) -> AbstractBound:
+    """The bound with its floating hyperparameters as arrays of ``dtype`` (no recompiles)."""
 
+    def leaf(v):
+        if isinstance(v, float) or (eqx.is_array(v) and jnp.issubdtype(v.dtype, jnp.floating)):
+            return jnp.asarray(v, dtype)
+        return v
 
-def _checkpoints_rising(h, value):
-    """True when the held-out checkpoints still rise over the last half of the fit."""
-    half = h.shape[0] // 2
-    seg = h[-half - 1 :]
-    t = jnp.arange(seg.shape[0], dtype=h.dtype) - (seg.shape[0] - 1) / 2.0
-    slope = jnp.sum(t * (seg - jnp.mean(seg))) / jnp.sum(t * t)
-    return slope * half > RISE_ABS + RISE_REL * jnp.abs(value)
-
-
-def _plausibility(
-    bound, tail_mean, tail_std, tail_len, held, held_se, value, upper_bound, batch_size
-):
-    """The implausibility bit mask (see the module constants and `mutual_information`)."""
-    se_tail = tail_std / math.sqrt(tail_len)
-    se = jnp.where(jnp.isfinite(held_se), held_se, se_tail)
-    has_held = jnp.isfinite(held)
-    negative = (tail_mean < -(NEGATIVE_TOL + 3 * se_tail)) | (
-        has_held & (held < -(NEGATIVE_TOL + 3 * se))
-    )
-    spread = tail_std > SPREAD_ABS + SPREAD_REL * jnp.abs(tail_mean)
-    gap = jnp.abs(held - tail_mean)
-    scale = jnp.maximum(jnp.abs(held), jnp.abs(tail_mean))
-    disagree = has_held & (gap > AGREE_ABS + AGREE_REL * scale + 3 * se)
-    if bound == "infonce":
-        ceiling = (value > math.log(batch_size) - INFONCE_MARGIN) | (
-            tail_mean > math.log(batch_size) - INFONCE_MARGIN
-        )
-    else:
-        ceiling = jnp.zeros((), bool)
-    if upper_bound is None:
-        above = jnp.zeros((), bool)
-    else:
-        above = value > upper_bound + NEGATIVE_TOL + 3 * se
-    bits = (
-        FLAG_NEGATIVE * negative.astype(jnp.int32)
-        + FLAG_SPREAD * spread.astype(jnp.int32)
-        + FLAG_DISAGREE * disagree.astype(jnp.int32)
-        + FLAG_CEILING * ceiling.astype(jnp.int32)
-        + FLAG_UPPER * above.astype(jnp.int32)
-    )
-    return bits
+    return jax.tree_util.tree_map(leaf, bound)
 
 
 @eqx.filter_jit
@@ -307,14 +110,13 @@ def _fit_neural(
     x,
     y,
     key,
+    bound,
     learning_rate,
-    ema_rate,
-    tau,
     grad_clip,
     upper_bound,
     critic,
     *,
-    bound: str,
+    optimizer,
     num_steps: int,
     batch_size: int,
     hidden: tuple[int, ...],
@@ -333,147 +135,51 @@ def _fit_neural(
         perm = jax.random.permutation(k_split, n)
         x_test, y_test = x[perm[:m]], y[perm[:m]]
         x, y = x[perm[m:]], y[perm[m:]]
-    n_train = x.shape[0]
     if critic is None:
-        if bound == "infonce":
-            critic = SeparableCritic(
-                x.shape[1], y.shape[1], hidden=hidden, dropout=dropout, dtype=x.dtype, key=k_init
-            )
-        else:
-            critic = ConcatCritic(
-                x.shape[1], y.shape[1], hidden=hidden, dropout=dropout, dtype=x.dtype, key=k_init
-            )
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(grad_clip), optax.adam(learning_rate=learning_rate)
-    )
-    params, static = eqx.partition(critic, eqx.is_array)
-    opt_state = optimizer.init(params)
-    use_dropout = dropout > 0.0
+        make = SeparableCritic if bound.all_pairs else ConcatCritic
+        critic = make(
+            x.shape[1], y.shape[1], hidden=hidden, dropout=dropout, dtype=x.dtype, key=k_init
+        )
+    if optimizer is None:
+        optimizer = default_optimizer(learning_rate, grad_clip)
 
-    # Epoch-wise shuffling (as the reference): one permutation per pass over the data, and step t
-    # takes rows [(t mod s) b, (t mod s) b + b) of epoch t // s's permutation (s = n // b steps
-    # per epoch; the last n mod b rows of each permutation are skipped). Memory ~ num_steps * b.
-    steps_per_epoch = n_train // batch_size
-    num_epochs = -(-num_steps // steps_per_epoch)
-    k_perm, k_steps = jax.random.split(k_train)
-    perms = jax.vmap(lambda k: jax.random.permutation(k, n_train))(
-        jax.random.split(k_perm, num_epochs)
-    )
-
-    def step(carry, inputs):
-        params, opt_state, mine_state = carry
-        t, k_drop = inputs
-        row = lax.dynamic_slice_in_dim(
-            perms[t // steps_per_epoch], (t % steps_per_epoch) * batch_size, batch_size
-        )
-        xs, ys = x[row], y[row]
-        c = eqx.combine(params, static)
-        new_c, new_opt, new_mine, estimate = _step(
-            c,
-            opt_state,
-            mine_state,
-            xs,
-            ys,
-            optimizer=optimizer,
-            key=k_drop if use_dropout else None,
-            bound=bound,
-            ema_rate=ema_rate,
-            tau=tau,
-            negatives=negatives,
-        )
-        new_params = eqx.filter(new_c, eqx.is_array)
-        ok = jnp.isfinite(estimate) & jnp.all(
-            jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree_util.tree_leaves(new_params)])
-        )
-        # A non-finite step is recorded in the curve but never applied, so the critic stays usable.
-        carry = (
-            _select(ok, new_params, params),
-            _select(ok, new_opt, opt_state),
-            _select(ok, new_mine, mine_state),
-        )
-        return carry, estimate
-
-    def heldout_eval(params, negatives_eval):
+    def heldout_eval(trained, negatives_eval):
         """The bound on the held-out split: mean and standard error over its batches."""
-        trained = eqx.combine(params, static)
-        eb = min(batch_size, m)
-        nb = m // eb
-        xb = x_test[: nb * eb].reshape(nb, eb, -1)
-        yb = y_test[: nb * eb].reshape(nb, eb, -1)
-        per_batch = jax.vmap(
-            lambda u, v: evaluate_bound(bound, trained, u, v, negatives=negatives_eval, tau=tau)
-        )(xb, yb)
-        se = jnp.std(per_batch) / math.sqrt(nb) if nb > 1 else jnp.full((), jnp.nan, x.dtype)
-        return jnp.mean(per_batch), se
+        return evaluate_batches(
+            bound, trained, x_test, y_test, batch_size=batch_size, negatives=negatives_eval
+        )
 
-    init_carry = (params, opt_state, init_mine_state(x.dtype))
-    ts = jnp.arange(num_steps)
-    step_keys = jax.random.split(k_steps, num_steps)
     # The steps run in CHECKPOINTS segments; with a held-out split the (cheap, "shift") held-out
     # bound is recorded after each, so the not-converged rule can ask whether it still rises.
-    num_seg = CHECKPOINTS if num_steps >= 4 * CHECKPOINTS else 0
-    if num_seg and evaluation == "heldout":
-        seg = num_steps // num_seg
-        main = seg * num_seg
-
-        def segment(carry, inputs):
-            carry, est = lax.scan(step, carry, inputs)
-            return carry, (est, heldout_eval(carry[0], "shift")[0])
-
-        carry, (curve_main, checkpoints) = lax.scan(
-            segment,
-            init_carry,
-            (ts[:main].reshape(num_seg, seg), step_keys[:main].reshape(num_seg, seg)),
-        )
-        curve = curve_main.reshape(-1)
-        if main < num_steps:
-            carry, curve_rest = lax.scan(step, carry, (ts[main:], step_keys[main:]))
-            curve = jnp.concatenate([curve, curve_rest])
-        params = carry[0]
-    else:
-        (params, _, _), curve = lax.scan(step, init_carry, (ts, step_keys))
-        checkpoints = None
-    tail = max(1, int(math.ceil(tail_fraction * num_steps)))
-    tail_curve = curve[-tail:]
-    tail_mean = jnp.mean(tail_curve)
-    tail_std = jnp.std(tail_curve)
-    bad = ~jnp.isfinite(curve)
-    diverged = jnp.any(bad)
-    diverged_step = jnp.where(diverged, jnp.argmax(bad), -1).astype(jnp.int32)
+    with_checkpoints = evaluation == "heldout" and num_steps >= 4 * CHECKPOINTS
+    critic, curve, checkpoints = train_critic(
+        critic,
+        x,
+        y,
+        k_train,
+        bound=bound,
+        optimizer=optimizer,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        negatives=negatives,
+        use_dropout=dropout > 0.0,
+        checkpoint=(lambda c: heldout_eval(c, "shift")[0]) if with_checkpoints else None,
+        num_checkpoints=CHECKPOINTS if with_checkpoints else 0,
+    )
     if evaluation == "heldout":
         # The final held-out bound uses every off-diagonal negative (lower variance).
-        held, held_se = heldout_eval(params, "all")
-        value = held
+        held, held_se = heldout_eval(critic, "all")
     else:
-        held = jnp.full((), jnp.nan, curve.dtype)
-        held_se = jnp.full((), jnp.nan, curve.dtype)
-        value = tail_mean
-    flags = _plausibility(
-        bound, tail_mean, tail_std, tail, held, held_se, value, upper_bound, batch_size
-    )
-    rising = _still_rising(curve, tail_mean)
-    if checkpoints is not None:
-        # Training alone can rise by overfitting; an unconverged fit also rises held out.
-        rising = rising & _checkpoints_rising(checkpoints, value)
-    status = worst(
-        input_status,
-        select(
-            (diverged | ~jnp.isfinite(value), Status.diverged),
-            (rising, Status.not_converged),
-            (flags > 0, Status.implausible),
-        ),
-    )
-    flags = flags + FLAG_RISING * rising.astype(jnp.int32)
-    return MIResult(
-        value=nan_unless_ok(value, status),
-        status=status,
-        curve=curve,
-        tail_mean=tail_mean,
-        tail_std=tail_std,
-        heldout=held,
-        heldout_stderr=held_se,
-        flags=flags,
-        diverged_step=diverged_step,
+        held = held_se = None
+    return fit_result(
+        curve,
+        tail_fraction=tail_fraction,
+        held=held,
+        held_se=held_se,
+        checkpoints=checkpoints,
+        ceiling=bound.ceiling(batch_size),
+        upper_bound=upper_bound,
+        input_status=input_status,
     )
 
 
@@ -485,11 +191,9 @@ def _as_samples(a):
     return a
 
 
-def _ksg(x, y, *, k, block_size, preprocess, upper_bound):
-    from ._ksg import ksg_mi
-
+def _ksg(x, y, *, ksg: KSG, preprocess, upper_bound):
     px, py, input_status = _prepare_impl(x, y, preprocess=preprocess)
-    res = ksg_mi(px, py, k=k, block_size=block_size, throw=False)
+    res = ksg_mi(px, py, k=ksg.k, block_size=ksg.block_size, throw=False)
     raw = res.value
     if upper_bound is None:
         above = jnp.zeros((), bool)
@@ -516,33 +220,34 @@ def mutual_information(
     y: Float[Array, "n dy"],
     *,
     key: KeyArray,
-    estimator: str = "smile",
+    estimator: AbstractBound | KSG | str = "smile",
+    optimizer: optax.GradientTransformation | None = None,
     preprocess: str = "copula",
     num_steps: int = 2000,
     batch_size: int = 64,
-    learning_rate: ScalarLike = 5e-4,
-    grad_clip: ScalarLike = 5.0,
+    learning_rate: ScalarLike | None = None,
+    grad_clip: ScalarLike | None = None,
     hidden: tuple[int, ...] = (128, 64),
     dropout: float = 0.0,
     critic: AbstractCritic | None = None,
-    ema_rate: ScalarLike = 0.01,
-    tau: ScalarLike = 5.0,
     negatives: str = "shift",
     evaluation: str = "heldout",
     tail_fraction: float = 0.1,
     heldout_fraction: float = 0.2,
     upper_bound: ScalarLike | None = None,
-    k: int = 3,
-    block_size: int | None = 1024,
     throw: bool = True,
 ) -> MIResult:
     r"""Estimate the mutual information \(I(X; Y)\) in nats from paired samples, with checks.
 
-    Neural estimators (``"mine"``, ``"dv"``, ``"nwj"``, ``"infonce"``, ``"smile"``) train a
-    critic \(T_\theta\) by Adam (with global-norm gradient clipping) to maximize the chosen
-    lower bound (see `dv_bound` and friends) on minibatches of ``batch_size`` rows for
-    ``num_steps`` steps, shuffling the rows once per epoch; the whole fit is one ``lax.scan``
-    inside one compiled program. ``"ksg"`` calls `ksg_mi` on the preprocessed data.
+    ``estimator`` is a bound object (`SMILE`, `MINE`, `DV`, `NWJ`, `InfoNCE`, or your own
+    `AbstractBound`) or its name (``"smile"`` is ``SMILE()``, ...). The fit trains a critic
+    \(T_\theta\) with ``optimizer`` (default: Adam at ``learning_rate`` 5e-4 after global-norm
+    gradient clipping at ``grad_clip`` 5) to maximize the bound's training objective
+    (`AbstractBound.objective`, whose state, such as MINE's moving average, is threaded through
+    the steps) on minibatches of ``batch_size`` rows for ``num_steps`` steps, shuffling the rows
+    once per epoch; the whole fit is one ``lax.scan`` inside one compiled program.
+    ``estimator=KSG(k=...)`` (or ``"ksg"``) trains nothing: it calls `ksg_mi` on the
+    preprocessed data, and only ``preprocess`` and ``upper_bound`` apply.
 
     **Preprocessing** (MI is invariant under invertible maps of each column, so none changes the
     true value): ``"copula"`` (default) replaces every column by normal quantiles of its ranks
@@ -577,9 +282,10 @@ def mutual_information(
          MI near 0 is not flagged for its noise);
       3. *held-out disagreement*: \(|\text{heldout} - \text{tail\_mean}| > 0.15 + 0.25
          \max(|\text{heldout}|, |\text{tail\_mean}|) + 3\,se\);
-      4. *InfoNCE ceiling*: an InfoNCE estimate above \(\log b - 2.5\) (b = ``batch_size``;
-         1.66 nats at b = 64): InfoNCE never exceeds \(\log b\) and is measurably biased
-         low well before it (raise ``batch_size`` for larger MI);
+      4. *ceiling*: the value or tail mean above the bound's `AbstractBound.ceiling` at
+         ``batch_size`` (InfoNCE: \(\log b - 2.5\), 1.66 nats at b = 64: InfoNCE never
+         exceeds \(\log b\) and is measurably biased low well before it; raise
+         ``batch_size`` for larger MI);
       5. *above an a-priori bound*: ``value > upper_bound + 0.1 + 3 se`` when ``upper_bound``
          is given (e.g. the entropy of a discrete variable).
 
@@ -590,36 +296,38 @@ def mutual_information(
 
     Works under ``jax.vmap`` over ``key`` and/or stacked ``x``, ``y`` (each vmapped call is an
     independent fit). Every option is checked before compiling; continuous ones
-    (``learning_rate``, ``ema_rate``, ``tau``, ``grad_clip``, ``upper_bound``) are array leaves,
-    so changing them does not recompile.
+    (``learning_rate``, ``grad_clip``, ``upper_bound`` and the bound's hyperparameters such as
+    ``SMILE.tau`` or ``MINE.ema_rate``) are array leaves, so changing them does not recompile.
+    A passed ``optimizer`` is static: reuse one object (a new one compiles anew).
 
     Args:
         x: Samples of X, shape (n, d_x) (a 1-D array is read as (n, 1)), paired row by row with
             ``y``.
         y: Samples of Y, shape (n, d_y).
         key: PRNG key (critic initialization, minibatches, dropout, held-out split).
-        estimator: ``"smile"`` (default; the most reliable bound in the measured table),
-            ``"mine"`` (DV with the EMA gradient correction), ``"dv"``, ``"nwj"``,
-            ``"infonce"`` (capped at log ``batch_size``) or ``"ksg"``.
+        estimator: An `AbstractBound` or `KSG` object, or a name: ``"smile"`` (default,
+            ``SMILE(tau=5.0)``; the most reliable bound in the measured table), ``"mine"``
+            (``MINE(ema_rate=0.01)``, DV with the EMA gradient correction), ``"dv"``,
+            ``"nwj"``, ``"infonce"`` (capped at log ``batch_size``) or ``"ksg"`` (``KSG()``).
+        optimizer: An ``optax.GradientTransformation`` (``None``: the default Adam with
+            clipping, configured by ``learning_rate`` and ``grad_clip``).
         preprocess: ``"copula"`` (default), ``"zscore"`` or ``"none"``.
         num_steps: Optimization steps (static), >= 1.
         batch_size: Minibatch rows (static), >= 2; must not exceed the training rows.
-        learning_rate: Adam learning rate, > 0 (default 5e-4; see docs/api/info.md before
-            raising it: at 1e-3 MINE and DV blow up on the 5 + 5 Gaussian task).
-        grad_clip: Global-norm gradient clip, > 0.
+        learning_rate: The default optimizer's Adam learning rate, > 0 (``None``: 5e-4; see
+            docs/api/info.md before raising it: at 1e-3 MINE and DV blow up on the 5 + 5
+            Gaussian task). Not with ``optimizer``.
+        grad_clip: The default optimizer's global-norm gradient clip, > 0 (``None``: 5). Not
+            with ``optimizer``.
         hidden: Hidden widths of the default critic (static; each >= 1).
         dropout: Dropout of the default critic, in [0, 1).
         critic: A ready critic to train instead of the default (`ConcatCritic`, or
-            `SeparableCritic` for InfoNCE).
-        ema_rate: MINE's moving-average rate, in (0, 1].
-        tau: SMILE's clip level, > 0.
-        negatives: ``"shift"`` or ``"all"`` (training negatives; see `dv_bound`).
+            `SeparableCritic` for a bound with ``all_pairs`` such as InfoNCE).
+        negatives: ``"shift"`` or ``"all"`` (training negatives; see `critic_scores`).
         evaluation: ``"heldout"`` or ``"train_tail"``.
         tail_fraction: Fraction of final steps averaged for the tail, in (0, 1].
         heldout_fraction: Fraction of rows held out when ``evaluation="heldout"``, in (0, 1).
         upper_bound: An a-priori upper bound on the MI in nats (``None``: none known), >= 0.
-        k: Neighbours for ``"ksg"``.
-        block_size: Row-block size for ``"ksg"`` (``None``: dense).
         throw: Raise `geomtax.StatusError` when the status is not ``ok`` (``False``: return the
             result; nothing aborts, under ``jit`` as well).
 
@@ -629,7 +337,8 @@ def mutual_information(
     Raises:
         ValueError: An unknown or out-of-range option (the message names it and its value);
             mismatched row counts; too few rows for ``batch_size`` or the held-out split.
-        TypeError: Non-numeric or complex data; an option of the wrong type.
+        TypeError: Non-numeric or complex data; an option of the wrong type; ``optimizer``
+            together with ``learning_rate`` or ``grad_clip``.
         geomtax.StatusError: With ``throw=True``, when the status is not ``ok``.
 
     Examples:
@@ -644,7 +353,7 @@ def mutual_information(
         >>> bool(0.2 < res.heldout < 0.9)
         True
     """
-    check_choice("estimator", estimator, ESTIMATORS)
+    estimator = as_estimator(estimator)
     check_choice("evaluation", evaluation, EVALUATIONS)
     check_choice("negatives", negatives, NEGATIVES)
     check_choice("preprocess", preprocess, PREPROCESS)
@@ -652,17 +361,25 @@ def mutual_information(
     x, y, _ = prepare_paired_flagged(_as_samples(x), _as_samples(y), min_rows=2, what="MI")
     if upper_bound is not None:
         upper_bound = check_float("upper_bound", upper_bound, nonnegative=True)
-    if estimator == "ksg":
-        k = check_int("k", k, minimum=1)
-        res = _ksg(x, y, k=k, block_size=block_size, preprocess=preprocess, upper_bound=upper_bound)
+    if isinstance(estimator, KSG):
+        res = _ksg(x, y, ksg=estimator, preprocess=preprocess, upper_bound=upper_bound)
         return finish(res, throw=throw, function="mutual_information")
     num_steps = check_int("num_steps", num_steps, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=2)
     hidden = check_hidden(hidden)
+    if optimizer is not None:
+        if not isinstance(optimizer, optax.GradientTransformation):
+            raise TypeError(f"optimizer must be an optax.GradientTransformation, got {optimizer!r}")
+        if learning_rate is not None or grad_clip is not None:
+            raise TypeError(
+                "learning_rate and grad_clip configure the default optimizer; with "
+                "optimizer= build them into it (e.g. optax.chain(optax.clip_by_global_norm("
+                "5.0), optax.adam(1e-3)))"
+            )
+    learning_rate = LEARNING_RATE if learning_rate is None else learning_rate
+    grad_clip = GRAD_CLIP if grad_clip is None else grad_clip
     learning_rate = check_float("learning_rate", learning_rate, positive=True)
     grad_clip = check_float("grad_clip", grad_clip, positive=True)
-    ema_rate = check_ema_rate(ema_rate)
-    tau = check_tau(tau)
     dropout = check_float("dropout", dropout, minimum=0.0, allow_traced=False)
     if not dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got dropout={dropout}")
@@ -702,13 +419,12 @@ def mutual_information(
         x,
         y,
         key,
+        _as_leaves(estimator, dt),
         jnp.asarray(learning_rate, dt),
-        jnp.asarray(ema_rate, dt),
-        jnp.asarray(tau, dt),
         jnp.asarray(grad_clip, dt),
         None if upper_bound is None else jnp.asarray(upper_bound, dt),
         critic,
-        bound=estimator,
+        optimizer=optimizer,
         num_steps=num_steps,
         batch_size=batch_size,
         hidden=hidden,
@@ -727,7 +443,7 @@ def mine_train_tail(
     y: Float[Array, "n dy"],
     *,
     key: KeyArray,
-    bound: str = "dv",
+    bound: AbstractBound | str = "dv",
     **options: Any,
 ) -> MIResult:
     r"""The reference MINE estimate: the tail average of the training objective, in nats.
@@ -743,7 +459,7 @@ def mine_train_tail(
         x: Samples of X, shape (n, d_x), paired with ``y``.
         y: Samples of Y, shape (n, d_y).
         key: PRNG key.
-        bound: Any neural estimator name accepted by `mutual_information`.
+        bound: A bound object or name, as ``estimator`` of `mutual_information` (not KSG).
         **options: Further keyword options of `mutual_information`.
 
     Returns:
@@ -758,7 +474,7 @@ def mine_train_tail(
         >>> res.curve.shape
         (20,)
     """
-    if bound == "ksg":
+    if isinstance(as_estimator(bound, name="bound"), KSG):
         raise ValueError("mine_train_tail trains a critic; use ksg_mi for KSG")
     return mutual_information(x, y, key=key, estimator=bound, evaluation="train_tail", **options)
 
@@ -768,7 +484,7 @@ def mine_heldout(
     y: Float[Array, "n dy"],
     *,
     key: KeyArray,
-    bound: str = "dv",
+    bound: AbstractBound | str = "dv",
     heldout_fraction: float = 0.2,
     **options: Any,
 ) -> MIResult:
@@ -783,7 +499,7 @@ def mine_heldout(
         x: Samples of X, shape (n, d_x), paired with ``y``.
         y: Samples of Y, shape (n, d_y).
         key: PRNG key.
-        bound: Any neural estimator name accepted by `mutual_information`.
+        bound: A bound object or name, as ``estimator`` of `mutual_information` (not KSG).
         heldout_fraction: Fraction of rows held out, in (0, 1); must leave ``batch_size`` rows.
         **options: Further keyword options of `mutual_information`.
 
@@ -799,7 +515,7 @@ def mine_heldout(
         >>> res.heldout.shape
         ()
     """
-    if bound == "ksg":
+    if isinstance(as_estimator(bound, name="bound"), KSG):
         raise ValueError("mine_heldout trains a critic; use ksg_mi for KSG")
     return mutual_information(
         x,
