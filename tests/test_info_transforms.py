@@ -116,16 +116,16 @@ def test_bound_objects_jit_vmap_no_recompile(cls, getkey):
     assert all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree.leaves(grads))
 
 
-def test_critic_scores_row(getkey):
+def test_bound_scores(getkey):
     critic = _critic(getkey())
     x, y = _data(getkey(), n=6)
     for negatives, shape in (("shift", (6,)), ("all", (6, 6))):
-        s = eqx.filter_jit(lambda c, a, b: gi.critic_scores(c, a, b, negatives=negatives))(
+        s = eqx.filter_jit(lambda c, a, b: gi.DV().scores(c, a, b, negatives=negatives))(
             critic, x, y
         )
         assert s.negative.shape == shape and s.matrix == (negatives == "all")
         assert_tree_close(s.joint, critic.pairs(x, y), rtol=1e-5, atol=1e-6)
-    sb = jax.vmap(lambda a: gi.critic_scores(critic, a, y).joint)(jnp.stack([x, -x]))
+    sb = jax.vmap(lambda a: gi.DV().scores(critic, a, y).joint)(jnp.stack([x, -x]))
     assert sb.shape == (2, 6)
 
 
@@ -304,14 +304,13 @@ def test_calibrated_mi_jit_row(getkey):
 ROWS = {
     "AbstractBound": "base class",
     "AbstractCritic": "base class",
-    "CriticScores": "score container",
+    "CriticScores": "score container (made by AbstractBound.scores: test_bound_scores)",
     "DV": test_bound_objects_jit_vmap_no_recompile,
     "MINE": test_bound_objects_jit_vmap_no_recompile,
     "NWJ": test_bound_objects_jit_vmap_no_recompile,
     "InfoNCE": test_bound_objects_jit_vmap_no_recompile,
     "SMILE": test_mutual_information_bound_hyperparameter_no_recompile,
     "KSG": test_ksg_estimator_row,
-    "critic_scores": test_critic_scores_row,
     "ConcatCritic": test_critics_jit_vmap_grad,
     "SeparableCritic": test_critics_jit_vmap_grad,
     "MIResult": "result container",

@@ -11,7 +11,6 @@ from ._bounds import AbstractBound as AbstractBound
 from ._bounds import CriticScores as CriticScores
 from ._bounds import InfoNCE as InfoNCE
 from ._bounds import MineState as MineState
-from ._bounds import critic_scores as critic_scores
 from ._bounds import dv_bound as dv_bound
 from ._bounds import infonce_bound as infonce_bound
 from ._bounds import init_mine_state as init_mine_state
@@ -57,7 +56,6 @@ __all__ = [
     "ZScoreResult",
     "calibrated_mi",
     "copula",
-    "critic_scores",
     "dv_bound",
     "infonce_bound",
     "init_mine_state",

@@ -6,7 +6,8 @@ nats (`AbstractBound.value`) and its training objective (`AbstractBound.objectiv
 is differentiable in the critic's parameters, so its negated objective is a training loss.
 
 The scores of a minibatch ``xs`` (b, d_x), ``ys`` (b, d_y), paired row by row, are made by
-`critic_scores`. Samples from the product of marginals come from the same batch:
+``bound.scores(critic, xs, ys)`` (`critic_scores`). Samples from the product of marginals come
+from the same batch:
 
 * ``negatives="shift"`` (default for DV, MINE, NWJ, SMILE): the pairs
   \((x_i, y_{(i-1) \bmod b})\), b scores, i.e. the batch's ``y`` rolled by one row. Because
@@ -118,6 +119,7 @@ def critic_scores(
 
     Examples:
         >>> from geomtax.info import *
+        >>> from geomtax.info._bounds import critic_scores
         >>> import jax
         >>> critic = ConcatCritic(1, 1, hidden=(4,), key=jax.random.key(0))
         >>> xs = jax.random.normal(jax.random.key(1), (8, 1))

@@ -323,7 +323,7 @@ def mutual_information(
         dropout: Dropout of the default critic, in [0, 1).
         critic: A ready critic to train instead of the default (`ConcatCritic`, or
             `SeparableCritic` for a bound with ``all_pairs`` such as InfoNCE).
-        negatives: ``"shift"`` or ``"all"`` (training negatives; see `critic_scores`).
+        negatives: ``"shift"`` or ``"all"`` (training negatives; see `AbstractBound.scores`).
         evaluation: ``"heldout"`` or ``"train_tail"``.
         tail_fraction: Fraction of final steps averaged for the tail, in (0, 1].
         heldout_fraction: Fraction of rows held out when ``evaluation="heldout"``, in (0, 1).

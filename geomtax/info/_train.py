@@ -79,7 +79,7 @@ def mine_step(
         bound: An `AbstractBound` (``MINE(ema_rate=0.01)``, ``SMILE(tau=5.0)``, ...) or one of
             the names ``"mine"`` (default), ``"dv"``, ``"nwj"``, ``"infonce"``, ``"smile"``
             (the bound with its default hyperparameters).
-        negatives: ``"shift"`` or ``"all"`` (see `critic_scores`).
+        negatives: ``"shift"`` or ``"all"`` (see `AbstractBound.scores`).
 
     Returns:
         ``(critic, opt_state, state, estimate)``, the estimate being the bound's value on this
