@@ -3,14 +3,29 @@
 import argparse
 import time
 
+from ..dynamics import get_system, registered_systems
 from ..experiments._config import PRESETS
-from ..experiments._data import SYSTEMS
 from ..experiments._registry import EXPERIMENTS
 from ._errors import UsageError, one_line_errors
 
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _systems(value: str) -> tuple[str, ...]:
+    """System names of ``--system``, each as the dynamics registry spells it.
+
+    A deprecated spelling (``oscillator``, ``coupled-lorenz``) is accepted with a warning; an
+    unknown one is a usage error naming the registered systems.
+    """
+    out = []
+    for name in _csv(value):
+        try:
+            out.append(get_system(name).name)
+        except ValueError as err:
+            raise UsageError(f"--system {name!r}: {err}") from None
+    return tuple(out)
 
 
 def register(subparsers) -> None:
@@ -28,7 +43,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--system",
         default=None,
-        help=f"comma-separated systems ({', '.join(SYSTEMS)}); default: the preset's",
+        help=f"comma-separated systems ({', '.join(registered_systems())}); default: the preset's",
     )
     p.add_argument(
         "--experiments",
@@ -59,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         config = preset_config(
             args.preset,
-            systems=_csv(args.system) if args.system else None,
+            systems=_systems(args.system) if args.system else None,
             experiments=_csv(args.experiments) if args.experiments else None,
             architectures=_csv(args.architectures) if args.architectures else None,
             seeds=seeds,

@@ -10,7 +10,6 @@ See ``docs/api/experiments.md`` and ``docs/guides/ablation.md``.
 from ._config import PRESETS as PRESETS
 from ._config import AblationConfig as AblationConfig
 from ._config import preset_config as preset_config
-from ._data import SYSTEMS as SYSTEMS
 from ._data import load_system_data as load_system_data
 from ._evaluate import shattering_epoch as shattering_epoch
 from ._experiment import Cell as Cell
@@ -38,7 +37,6 @@ from ._train import train as train
 __all__ = [
     "EXPERIMENTS",
     "PRESETS",
-    "SYSTEMS",
     "AblationConfig",
     "Cell",
     "Experiment",

@@ -10,9 +10,9 @@ from typing import Any
 import equinox as eqx
 
 from .._errors import check_choice
+from ..dynamics import registered_systems
 from ..models._encoders import ARCHITECTURES, EncoderConfig
 from ._builtin.attention import PAPER_PATTERNS
-from ._data import SYSTEMS
 from ._registry import EXPERIMENTS, get_experiment, registered_experiments
 from ._train import TrainConfig
 
@@ -25,7 +25,7 @@ class AblationConfig(eqx.Module):
 
     Attributes:
         preset: name of the preset it came from.
-        systems: CLI system names (keys of ``SYSTEMS``).
+        systems: system names (``geomtax.dynamics.registered_systems()``).
         architectures: encoders of the head / architecture experiments.
         experiments: names of registered experiments (``EXPERIMENTS`` and those added with
             :func:`register_experiment`).
@@ -84,7 +84,7 @@ class AblationConfig(eqx.Module):
 
     def __check_init__(self):
         for s in self.systems:
-            check_choice("system", s, tuple(SYSTEMS))
+            check_choice("system", s, registered_systems())
         for a in (*self.architectures, *self.jacobian_architectures, self.codebook_architecture):
             check_choice("architecture", a, ARCHITECTURES)
         for e in self.experiments:
@@ -158,7 +158,7 @@ def preset_config(
     check_choice("preset", preset, PRESETS)
     if preset == "paper":
         cfg = dict(
-            systems=("lorenz", "waveform", "oscillator"),
+            systems=("lorenz", "waveform", "damped_oscillator"),
             architectures=("bert", "mamba", "striped_hyena", "lstm"),
             experiments=EXPERIMENTS,
             encoder=EncoderConfig(d_model=256, num_layers=4, d_ff=1024, max_len=512),

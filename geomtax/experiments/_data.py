@@ -9,48 +9,35 @@ codebook).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+
+from ..dynamics import build_dataset, get_system
 
 if TYPE_CHECKING:
     from ._config import AblationConfig
     from ._experiment import Cell
 
 # ---------------------------------------------------------------------------------------------
-# system names: the one place that maps the experiments' names to geomtax.dynamics
-
-SYSTEMS: dict[str, tuple[str, dict[str, Any]]] = {
-    "lorenz": ("lorenz", {}),
-    "waveform": ("waveform", {}),
-    "oscillator": ("damped_oscillator", {}),
-    "coupled-lorenz": ("coupled_lorenz", {"num_oscillators": 2}),
-}
-"""CLI system name -> (``geomtax.dynamics`` generator name, generator options)."""
-
-#: Reference time span of each generator at 512 samples: (t1, endpoint included).
-_REFERENCE_SPAN = {
-    "lorenz": (25.0, True),
-    "waveform": (1.0, False),
-    "damped_oscillator": (4.0, False),
-    "coupled_lorenz": (25.0, True),
-}
+# system names: those of geomtax.dynamics' registry
 
 
 def dynamics_system(system: str, *, seq_len: int, reference_dt: bool) -> tuple[str, dict]:
-    """``(geomtax.dynamics name, generator options)`` of an experiment's system name.
+    """``(geomtax.dynamics name, generator options)`` of an experiment's system.
 
-    With ``reference_dt`` and ``seq_len < 512``, ``t1`` is scaled by ``seq_len / 512`` (the
-    reference sampling step, a shorter window); otherwise the generator's default span.
+    Names are those of :func:`geomtax.dynamics.registered_systems` (one registry, one
+    spelling for the API and the CLI). With ``reference_dt`` and ``seq_len`` below the
+    system's reference length, ``t1`` keeps the reference sampling step (a shorter window,
+    :meth:`geomtax.dynamics.System.reference_t1`); otherwise the generator's default span.
     """
-    name, options = SYSTEMS[system]
-    options = dict(options)
-    if reference_dt and seq_len < 512:
-        t1, endpoint = _REFERENCE_SPAN[name]
-        options["t1"] = t1 * ((seq_len - 1) / 511 if endpoint else seq_len / 512)
-    return name, options
+    spec = get_system(system)
+    options = {}
+    if reference_dt and seq_len < spec.reference_seq_len:
+        options["t1"] = spec.reference_t1(seq_len)
+    return spec.name, options
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,8 +60,6 @@ def load_system_data(config: AblationConfig, system: str, seed: int) -> SystemDa
     the validation set) and ``num_eval`` from ``jax.random.key(seed + 1000)``; no cache.
     Seeds and spans: docs/reference/systems.md#common-settings.
     """
-    from ..dynamics import build_dataset
-
     name, options = dynamics_system(
         system, seq_len=config.seq_len, reference_dt=config.reference_dt
     )

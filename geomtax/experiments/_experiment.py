@@ -31,7 +31,7 @@ class Cell:
     """One trained model: where it sits in which experiment(s).
 
     Attributes:
-        system: system name (a key of ``SYSTEMS``).
+        system: system name (``geomtax.dynamics.registered_systems()``).
         architecture: encoder architecture.
         head: ``"ce"`` or ``"mse"``.
         seed: integer seed of the replicate (data, initialisation, training).
