@@ -67,7 +67,7 @@ def sortable_keys(v):
     return i ^ ((i >> shift) & jnp.asarray(mask, itype))
 
 
-def _buckets(keys, lo, hi, num_buckets: int):
+def bucket_index(keys, lo, hi, num_buckets: int):
     """Monotone bucket index in [0, num_buckets) of every key given the key range [lo, hi]."""
     utype = jnp.uint64 if keys.dtype == jnp.int64 else jnp.uint32
     ftype = jnp.float64 if keys.dtype == jnp.int64 else jnp.float32
@@ -91,7 +91,7 @@ def twice_ranks_exact(v, *, num_buckets: int | None = None):
     nb = num_buckets or num_buckets_for(n)
     keys = sortable_keys(v)
     s = jnp.sort(keys)
-    b = _buckets(keys, s[0], s[-1], nb)
+    b = bucket_index(keys, s[0], s[-1], nb)
     counts, start = _histogram(b, nb)
     lo = start[b]
     hi = lo + counts[b]
@@ -122,11 +122,29 @@ def twice_ranks_binned(v, *, num_buckets: int | None = None):
     n = v.shape[0]
     nb = num_buckets or min(num_buckets_for(n), MAX_BINNED_BUCKETS)
     keys = sortable_keys(v)
-    b = _buckets(keys, jnp.min(keys), jnp.max(keys), nb)
+    b = bucket_index(keys, jnp.min(keys), jnp.max(keys), nb)
     counts, start = _histogram(b, nb)
+    return 2 * start[b] + counts[b] + 1, binned_error(counts)
+
+
+def binned_error(counts):
+    """The bound E on the Euclidean norm of the binned rank error, from the bucket counts."""
     c = counts.astype(jnp.float32)
-    err = jnp.sqrt(jnp.sum(c * (c * c - 1.0)) / 12.0)
-    return 2 * start[b] + counts[b] + 1, err
+    return jnp.sqrt(jnp.sum(c * (c * c - 1.0)) / 12.0)
+
+
+def binned_bound(err_u, err_v, norm_u, norm_v, dtype):
+    """The proven bound on ``|binned Spearman - exact|`` (see the module docstring).
+
+    ``err_*``: :func:`binned_error` of each vector; ``norm_*``: norms of the centred
+    approximate rank vectors, in rank units.
+    """
+
+    def angle(err, norm):
+        ratio = err.astype(dtype) / jnp.maximum(norm - err.astype(dtype), 1e-30)
+        return jnp.arcsin(jnp.clip(ratio, 0.0, 1.0))
+
+    return jnp.minimum(angle(err_u, norm_u) + angle(err_v, norm_v), 2.0)
 
 
 def tree_sum(x):
@@ -173,12 +191,7 @@ def spearman(u, v, *, rank_method: str = "exact", num_buckets: int | None = None
     tx, ex = twice_ranks_binned(u, num_buckets=num_buckets)
     ty, ey = twice_ranks_binned(v, num_buckets=num_buckets)
     rho, constant, nx, ny = rank_correlation(tx, ty, n, dtype)
-
-    def angle(err, norm):
-        ratio = err.astype(dtype) / jnp.maximum(norm - err.astype(dtype), 1e-30)
-        return jnp.arcsin(jnp.clip(ratio, 0.0, 1.0))
-
-    bound = jnp.minimum(angle(ex, nx) + angle(ey, ny), 2.0)
+    bound = binned_bound(ex, ey, nx, ny, dtype)
     return rho, constant, jnp.where(constant, 0.0, bound)
 
 
@@ -278,4 +291,7 @@ __all__ = [
     "tree_sum",
     "twice_ranks_binned",
     "twice_ranks_exact",
+    "binned_bound",
+    "binned_error",
+    "bucket_index",
 ]

@@ -34,13 +34,18 @@ from ._checks import (
 )
 from ._distances import pairwise_distances
 from ._ranks import (
+    MAX_BINNED_BUCKETS,
     RANK_METHODS,
     SOFT_MAX_VALUES,
+    binned_bound,
+    binned_error,
+    bucket_index,
     no_derivative,
     num_buckets_for,
     pearson,
     pearson_influence_se,
     soft_spearman,
+    sortable_keys,
     spearman,
 )
 from ._tiles import frame, map_tiles, rescale, stream
@@ -228,10 +233,7 @@ def _pair_values_tiled(x, metric, block_size):
     n = x.shape[0]
     if block_size is None:
         return _pair_values(pairwise_distances(x, metric=metric, block_size=None))
-    if metric == "cosine":
-        xf, s = x, jnp.ones((), x.dtype)
-    else:
-        xf, _, s = frame(x)
+    xf, s = _pair_frame(x, metric)
     h = (n - 1) // 2
     even = n % 2 == 0
 
@@ -443,8 +445,9 @@ def rdm_similarity(
     rank of its histogram bucket (at most 2^16 buckets) and returns a *proven* bound
     ``rank_error_bound`` on ``|s - exact|`` (about 1e-4 at n = 4,000, smaller for fewer
     pairs); ``"auto"`` (default) is exact up to 2^20 pairs (n <= 1,448) and binned above.
-    The ranked path holds the two condensed RDMs in memory (n(n-1)/2 values each, built tile by
-    tile, never as an n x n matrix); for very large n use ``max_pairs``.
+    Binned ranks stream (three tiled passes: key range, bucket histogram, rank products), so
+    their memory is one tile plus the buckets at any n; exact and soft ranks hold the two
+    condensed RDMs (n(n-1)/2 values each, built tile by tile, never as an n x n matrix).
 
     **Gradients.** Exact and binned ranks are piecewise constant in the inputs, so
     differentiating ``method="spearman"`` with them raises ``TypeError`` (instead of returning
@@ -471,7 +474,8 @@ def rdm_similarity(
         key: PRNG key, required with ``max_pairs``.
         block_size: rows per tile: ``"auto"`` (default) keeps every tile under 64 MiB, ``None``
             computes one dense pass (an n x n matrix), or a positive int. Pearson then streams
-            (no n x n intermediate); Spearman builds its two condensed RDMs tile by tile.
+            (no n x n intermediate), so does binned Spearman; exact Spearman builds its two
+            condensed RDMs tile by tile.
         rank_method: ``"auto"``, ``"exact"``, ``"binned"`` or ``"soft"`` (Spearman only).
         zero_norm: ``"raise"`` (a zero-norm row under cosine/correlation is
             ``degenerate_input``) or ``"fill_one"`` (see :func:`rdm`).
@@ -563,6 +567,83 @@ def _streamed_pearson(x, y, metric, block_size):
     return jnp.where(constant, 0.0, jnp.clip(r, -1.0, 1.0)), constant
 
 
+def _streamed_binned_spearman(x, y, metric, block_size):
+    """Binned Spearman of the two condensed RDMs in three tiled passes: O(tile + buckets).
+
+    The ranks are those of :func:`~geomtax.geometry._ranks.twice_ranks_binned` on the
+    condensed pairs (``i < j``): pass 1 finds each RDM's key range, pass 2 its bucket
+    histogram (so every pair's bucket-average rank is known), pass 3 sums the products of the
+    two centred ranks. The rank vectors never exist, so memory does not grow with n(n-1)/2.
+    """
+    n = x.shape[0]
+    count = n * (n - 1) // 2
+    nb = min(num_buckets_for(count), MAX_BINNED_BUCKETS)
+    dtype = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
+    (xf, sx), (yf, sy) = (_pair_frame(v, metric) for v in (x, y))
+    cols = jnp.arange(n)
+    opts = dict(metric=metric, block_size=block_size, sx=sx, sy=sy)
+
+    def keys(t):
+        upper = (t.rows[:, None] < cols[None, :]) & t.valid[:, None]
+        kx = sortable_keys(rescale(t.dx, t.sx, metric))
+        ky = sortable_keys(rescale(t.dy, t.sy, metric))
+        return upper, kx, ky
+
+    def pass1(c, t):
+        upper, kx, ky = keys(t)
+        hi_key, lo_key = jnp.iinfo(kx.dtype).max, jnp.iinfo(kx.dtype).min
+        return (
+            jnp.minimum(c[0], jnp.min(jnp.where(upper, kx, hi_key))),
+            jnp.maximum(c[1], jnp.max(jnp.where(upper, kx, lo_key))),
+            jnp.minimum(c[2], jnp.min(jnp.where(upper, ky, hi_key))),
+            jnp.maximum(c[3], jnp.max(jnp.where(upper, ky, lo_key))),
+        )
+
+    ktype = sortable_keys(jnp.zeros((1,), dtype)).dtype
+    big, small = jnp.iinfo(ktype).max, jnp.iinfo(ktype).min
+    init = tuple(jnp.asarray(v, ktype) for v in (big, small, big, small))
+    lox, hix, loy, hiy = stream(pass1, init, xf, yf, **opts)
+
+    def pass2(c, t):
+        upper, kx, ky = keys(t)
+        w = upper.astype(jnp.int32).reshape(-1)
+        bx = bucket_index(kx, lox, hix, nb).reshape(-1)
+        by = bucket_index(ky, loy, hiy, nb).reshape(-1)
+        return c[0].at[bx].add(w), c[1].at[by].add(w)
+
+    zeros = jnp.zeros((nb,), jnp.int32)
+    cx, cy = stream(pass2, (zeros, zeros), xf, yf, **opts)
+
+    def centred(counts):  # the centred, scaled rank of each bucket (as rank_correlation)
+        twice = 2 * (jnp.cumsum(counts) - counts) + counts + 1
+        return (twice - (count + 1)).astype(dtype) / count
+
+    ax, ay = centred(cx), centred(cy)
+
+    def pass3(c, t):
+        upper, kx, ky = keys(t)
+        a = ax[bucket_index(kx, lox, hix, nb)]
+        b = ay[bucket_index(ky, loy, hiy, nb)]
+        return c + jnp.sum(jnp.where(upper, a * b, 0.0))
+
+    sab = stream(pass3, jnp.zeros((), dtype), xf, yf, **opts)
+    saa = jnp.sum(cx.astype(dtype) * ax * ax)
+    sbb = jnp.sum(cy.astype(dtype) * ay * ay)
+    constant = (saa <= 0) | (sbb <= 0)
+    rho = jnp.where(constant, 0.0, sab / jnp.sqrt(jnp.where(constant, 1.0, saa) * sbb))
+    norm_x, norm_y = jnp.sqrt(saa) * count / 2, jnp.sqrt(sbb) * count / 2
+    bound = binned_bound(binned_error(cx), binned_error(cy), norm_x, norm_y, dtype)
+    return jnp.clip(rho, -1.0, 1.0), constant, jnp.where(constant, 0.0, bound)
+
+
+def _pair_frame(x, metric):
+    """The frame :func:`_pair_values_tiled` computes the distances in, and its scale."""
+    if metric == "cosine":
+        return x, jnp.ones((), x.dtype)
+    xf, _, s = frame(x)
+    return xf, s
+
+
 def _degenerate_inputs(x, y, metric, zero_norm_raise):
     """Input-level degeneracy: all rows identical, or (``zero_norm='raise'``) a zero-norm row."""
     bad = is_constant(x) | is_constant(y)
@@ -604,6 +685,9 @@ def _similarity_impl(
                 _pair_values(pairwise_distances(y, metric=m)),
             )
         return _result(r, constant, degenerate, finite, n_pairs, zero, zero, x.dtype)
+    if rank_method == "binned" and block_size is not None and block_size < n:
+        rho, constant, bound = _streamed_binned_spearman(x, y, m, block_size)
+        return _result(rho, constant, degenerate, finite, n_pairs, zero, bound, x.dtype)
     u = _pair_values_tiled(x, m, block_size)
     v = _pair_values_tiled(y, m, block_size)
     if rank_method == "soft":

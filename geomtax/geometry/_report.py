@@ -22,11 +22,6 @@ from ._table import ReportOptions, report_specs
 from ._tiles import stream_paired
 
 
-def metric_fields() -> tuple[str, ...]:
-    """The report's metric fields (one per report row of the metric table), in order."""
-    return tuple(s.report.field for s in report_specs())
-
-
 class DistortionReport(AbstractResult):
     """Every suite metric for one paired embedding (arrays only; vmappable).
 
@@ -145,9 +140,11 @@ def distortion_report(
     r"""Run the distortion suite once on a paired embedding, sharing the distance computation.
 
     Paired: ``x`` is the reference (ground-truth state or clean embedding), ``y`` the embedding.
-    One tiled pass over row blocks computes the Euclidean distance tiles of both spaces once and
-    feeds trustworthiness, continuity, k-NN overlap/Jaccard, Kruskal stress and the
-    bi-Lipschitz distortion from them; Procrustes, linear CKA, the Spearman RDM similarity
+    The rows are those of the metric table (:data:`geomtax.geometry.METRICS`) that have a report
+    entry, in table order. One tiled pass over row blocks computes the Euclidean distance tiles
+    of both spaces once and feeds every streamed metric's own accumulator (trustworthiness,
+    continuity, k-NN overlap/Jaccard, Kruskal stress and the bi-Lipschitz distortion), so each
+    value is the one its function returns; Procrustes, linear CKA, the Spearman RDM similarity
     (Euclidean; sampled with ``max_pairs``) and the feature-split stability of ``y``
     (``n_splits`` splits, cosine, ``max_samples`` rows) come from their own functions with
     ``throw=False``. Every metric follows the conventions, invariances and status rules of its

@@ -118,8 +118,8 @@ class MetricSpec:
             ``False`` if the metric is piecewise constant in its inputs (ranks, k-NN sets):
             differentiating it raises ``TypeError``.
         range: ``(lo, hi)`` of the value (``float("inf")`` for unbounded).
-        better: ``"higher"`` or ``"lower"``: the direction that means "geometry kept".
-        ideal: the value of a perfect match (identical inputs).
+        better: ``"higher"`` or ``"lower"``: the direction that means "geometry kept" (the
+            best value, :attr:`ideal`, is the end of ``range`` it points to).
         evaluate: ``evaluate(x, y, key) -> value`` with the table's options (the ones the
             invariances are declared for); ``y`` is ignored by single-set metrics.
         transform_target: the inputs an invariance transforms (:data:`TARGETS`).
@@ -135,7 +135,6 @@ class MetricSpec:
     smooth: bool
     range: tuple[float, float]
     better: str
-    ideal: float
     evaluate: Callable[..., Any]
     transform_target: str = ""
     no_counterexample: Mapping[str, str] = field(default_factory=dict)
@@ -155,6 +154,11 @@ class MetricSpec:
         if self.transform_target not in TARGETS:
             raise ValueError(f"{self.name}: transform_target must be one of {TARGETS}")
         object.__setattr__(self, "invariances", frozenset(self.invariances))
+
+    @property
+    def ideal(self) -> float:
+        """The best value: ``range[1]`` if ``better == "higher"``, else ``range[0]``."""
+        return self.range[1] if self.better == "higher" else self.range[0]
 
     @property
     def streamed(self) -> bool:
@@ -215,306 +219,74 @@ def _single(fn, **opts):
     return lambda x, y, key: fn(x, key=key, **opts).value
 
 
-_CHANGES_SHAPE = (
-    "needs x_clean and x_perturbed of one shape; a monotone transform of the distances is "
-    "realised only in more dimensions"
-)
+def _composite(fn):
+    return lambda x, y, key: fn(x, y, key=key, n_splits=2, max_samples=None).value
 
+
+def _row(fn, pairing, invariances, smooth, range_, better, evaluate=None, report=None, **kw):
+    """One table row; ``evaluate`` defaults to ``fn(x, y).value``."""
+    evaluate = evaluate or _value(fn)
+    return MetricSpec(
+        fn.__name__, fn, pairing, invariances, smooth, range_, better, evaluate, report=report, **kw
+    )
+
+
+_NEIGHBORS = dict(accumulator=_neighbors)
+_INF = float("inf")
+_U, _S = (0.0, 1.0), (-1.0, 1.0)  # unit interval, signed correlation
+
+# fmt: off
 _SPECS = (
-    MetricSpec(
-        "procrustes_distortion",
-        procrustes_distortion,
-        "paired",
-        _SIMILARITY,
-        smooth=True,
-        range=(0.0, 1.0),
-        better="lower",
-        ideal=0.0,
-        evaluate=_value(procrustes_distortion),
-        report=ReportEntry(
-            "procrustes_distortion",
-            "Procrustes D (rotation)",
-            "0 = same shape up to rotation/scale",
-            call=_own(procrustes_distortion),
-        ),
-    ),
-    MetricSpec(
-        "procrustes_disparity",
-        procrustes_disparity,
-        "paired",
-        _SIMILARITY,
-        smooth=True,
-        range=(0.0, 1.0),
-        better="lower",
-        ideal=0.0,
-        evaluate=_value(procrustes_disparity),
-        report=ReportEntry(
-            "procrustes_disparity",
-            "Procrustes disparity (scipy)",
-            "1 - nu^2",
-            call=_own(procrustes_disparity),
-        ),
-    ),
-    MetricSpec(
-        "cka",
-        cka,
-        "paired",
-        _SIMILARITY,
-        smooth=True,
-        range=(0.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_value(cka),
-        report=ReportEntry(
-            "cka_linear", "CKA (linear)", "1 = same up to rotation/scale", call=_own(cka)
-        ),
-    ),
-    MetricSpec(
-        "rdm_similarity",
-        rdm_similarity,
-        "paired",
-        _ALL,
-        smooth=False,
-        range=(-1.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_value(rdm_similarity, metric="euclidean"),
-        report=ReportEntry(
-            "rdm_similarity",
-            "RDM similarity (Spearman)",
-            "1 = same distance ranking",
-            call=_rdm_call,
-            extra=("rdm_stderr", "rdm_rank_error_bound"),
-        ),
-    ),
-    MetricSpec(
-        "trustworthiness",
-        trustworthiness,
-        "paired",
-        _ALL,
-        smooth=False,
-        range=(0.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_value(trustworthiness, k=_K),
-        report=ReportEntry(
-            "trustworthiness",
-            "trustworthiness T(k)",
-            "1 = no false neighbors",
-            accumulator=_neighbors,
-        ),
-    ),
-    MetricSpec(
-        "continuity",
-        continuity,
-        "paired",
-        _ALL,
-        smooth=False,
-        range=(0.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_value(continuity, k=_K),
-        report=ReportEntry(
-            "continuity", "continuity C(k)", "1 = no torn neighborhoods", accumulator=_neighbors
-        ),
-    ),
-    MetricSpec(
-        "knn_overlap",
-        knn_overlap,
-        "paired",
-        _ALL,
-        smooth=False,
-        range=(0.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_value(knn_overlap, k=_K),
-        report=ReportEntry(
-            "knn_overlap", "k-NN overlap", "shared neighbors / k", accumulator=_neighbors
-        ),
-    ),
-    MetricSpec(
-        "knn_jaccard",
-        knn_jaccard,
-        "paired",
-        _ALL,
-        smooth=False,
-        range=(0.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_value(knn_jaccard, k=_K),
-        report=ReportEntry("knn_jaccard", "k-NN Jaccard", "o / (2k - o)", accumulator=_neighbors),
-    ),
-    MetricSpec(
-        "stress",
-        stress,
-        "paired",
-        _RIGID,
-        smooth=True,
-        range=(0.0, float("inf")),
-        better="lower",
-        ideal=0.0,
-        evaluate=_value(stress),
-        report=ReportEntry(
-            "stress",
-            "Kruskal stress-1 (raw)",
-            "0 = isometry",
-            accumulator=lambda o: StressSums(),
-        ),
-    ),
-    MetricSpec(
-        "bilipschitz_distortion",
-        bilipschitz_distortion,
-        "paired",
-        _SIMILARITY,
-        smooth=True,
-        range=(1.0, float("inf")),
-        better="lower",
-        ideal=1.0,
-        evaluate=lambda x, y, key: bilipschitz_distortion(x, y).distortion,
-        report=ReportEntry(
-            "bilipschitz",
-            "bi-Lipschitz distortion",
-            "1 = similarity transform",
-            accumulator=lambda o: BilipschitzMax(),
-            extra=("bilipschitz_collapsed",),
-        ),
-    ),
-    MetricSpec(
-        "feature_split_stability",
-        feature_split_stability,
-        "single",
-        frozenset({"scale"}),
-        smooth=False,
-        range=(-1.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_single(feature_split_stability, n_splits=3, max_samples=None),
-        report=ReportEntry(
-            "feature_split_stability",
-            "feature-split stability (y)",
-            "Shesha, self-consistency",
-            call=_feature_split_call,
-        ),
-    ),
-    MetricSpec(
-        "procrustes_similarity",
-        procrustes_similarity,
-        "paired",
-        _SIMILARITY,
-        smooth=True,
-        range=(0.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_value(procrustes_similarity),
-    ),
-    MetricSpec(
-        "procrustes_ratio",
-        procrustes_ratio,
-        "paired",
-        _SIMILARITY,
-        smooth=True,
-        range=(0.0, 1.0),
-        better="lower",
-        ideal=0.0,
-        evaluate=lambda x, y, key: procrustes_ratio(x, y).ratio,
-        transform_target="both",
-    ),
-    MetricSpec(
-        "rdm_drift",
-        rdm_drift,
-        "paired",
-        _ALL,
-        smooth=False,
-        range=(0.0, 2.0),
-        better="lower",
-        ideal=0.0,
-        evaluate=_value(rdm_drift, metric="euclidean"),
-    ),
-    MetricSpec(
-        "sample_split_stability",
-        sample_split_stability,
-        "single",
-        _COSINE,
-        smooth=False,
-        range=(-1.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_single(sample_split_stability, n_splits=3, fraction=0.5),
-    ),
-    MetricSpec(
-        "anchor_stability",
-        anchor_stability,
-        "single",
-        _COSINE,
-        smooth=False,
-        range=(-1.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_single(anchor_stability, n_splits=3, n_anchors=4, n_set=12),
-    ),
-    MetricSpec(
-        "perturbation_coherence",
-        perturbation_coherence,
-        "unpaired",
-        _SIMILARITY,
-        smooth=True,
-        range=(-1.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_value(perturbation_coherence),
-    ),
-    MetricSpec(
-        "paired_perturbation_coherence",
-        paired_perturbation_coherence,
-        "paired",
-        _SIMILARITY,
-        smooth=True,
-        range=(-1.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=_value(paired_perturbation_coherence),
-        transform_target="both",
-    ),
-    MetricSpec(
-        "perturbation_effect_size",
-        perturbation_effect_size,
-        "unpaired",
-        _RIGID,
-        smooth=True,
-        range=(0.0, float("inf")),
-        better="lower",
-        ideal=0.0,
-        evaluate=_value(perturbation_effect_size),
-    ),
-    MetricSpec(
-        "composite_stability",
-        composite_stability,
-        "paired",
-        _COSINE,
-        smooth=False,
-        range=(-1.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=lambda x, y, key: (
-            composite_stability(x, y, key=key, n_splits=2, max_samples=None).value
-        ),
-        no_counterexample={"monotone": _CHANGES_SHAPE},
-    ),
-    MetricSpec(
-        "identifiable_composite_stability",
-        identifiable_composite_stability,
-        "paired",
-        _COSINE,
-        smooth=False,
-        range=(-1.0, 1.0),
-        better="higher",
-        ideal=1.0,
-        evaluate=lambda x, y, key: (
-            identifiable_composite_stability(x, y, key=key, n_splits=2, max_samples=None).value
-        ),
-        no_counterexample={"monotone": _CHANGES_SHAPE},
-    ),
+    _row(procrustes_distortion, "paired", _SIMILARITY, True, _U, "lower", report=ReportEntry(
+        "procrustes_distortion", "Procrustes D (rotation)", "0 = same shape up to rotation/scale",
+        call=_own(procrustes_distortion))),
+    _row(procrustes_disparity, "paired", _SIMILARITY, True, _U, "lower", report=ReportEntry(
+        "procrustes_disparity", "Procrustes disparity (scipy)", "1 - nu^2",
+        call=_own(procrustes_disparity))),
+    _row(cka, "paired", _SIMILARITY, True, _U, "higher", report=ReportEntry(
+        "cka_linear", "CKA (linear)", "1 = same up to rotation/scale", call=_own(cka))),
+    _row(rdm_similarity, "paired", _ALL, False, _S, "higher",
+         _value(rdm_similarity, metric="euclidean"), report=ReportEntry(
+             "rdm_similarity", "RDM similarity (Spearman)", "1 = same distance ranking",
+             call=_rdm_call, extra=("rdm_stderr", "rdm_rank_error_bound"))),
+    _row(trustworthiness, "paired", _ALL, False, _U, "higher", _value(trustworthiness, k=_K),
+         ReportEntry("trustworthiness", "trustworthiness T(k)", "1 = no false neighbors",
+                     **_NEIGHBORS)),
+    _row(continuity, "paired", _ALL, False, _U, "higher", _value(continuity, k=_K),
+         ReportEntry("continuity", "continuity C(k)", "1 = no torn neighborhoods", **_NEIGHBORS)),
+    _row(knn_overlap, "paired", _ALL, False, _U, "higher", _value(knn_overlap, k=_K),
+         ReportEntry("knn_overlap", "k-NN overlap", "shared neighbors / k", **_NEIGHBORS)),
+    _row(knn_jaccard, "paired", _ALL, False, _U, "higher", _value(knn_jaccard, k=_K),
+         ReportEntry("knn_jaccard", "k-NN Jaccard", "o / (2k - o)", **_NEIGHBORS)),
+    _row(stress, "paired", _RIGID, True, (0.0, _INF), "lower", report=ReportEntry(
+        "stress", "Kruskal stress-1 (raw)", "0 = isometry", accumulator=lambda o: StressSums())),
+    _row(bilipschitz_distortion, "paired", _SIMILARITY, True, (1.0, _INF), "lower",
+         lambda x, y, key: bilipschitz_distortion(x, y).distortion, ReportEntry(
+             "bilipschitz", "bi-Lipschitz distortion", "1 = similarity transform",
+             accumulator=lambda o: BilipschitzMax(), extra=("bilipschitz_collapsed",))),
+    _row(feature_split_stability, "single", {"scale"}, False, _S, "higher",
+         _single(feature_split_stability, n_splits=3, max_samples=None), ReportEntry(
+             "feature_split_stability", "feature-split stability (y)",
+             "Shesha, self-consistency", call=_feature_split_call)),
+    _row(procrustes_similarity, "paired", _SIMILARITY, True, _U, "higher"),
+    _row(procrustes_ratio, "paired", _SIMILARITY, True, _U, "lower",
+         lambda x, y, key: procrustes_ratio(x, y).ratio, transform_target="both"),
+    _row(rdm_drift, "paired", _ALL, False, (0.0, 2.0), "lower",
+         _value(rdm_drift, metric="euclidean")),
+    _row(sample_split_stability, "single", _COSINE, False, _S, "higher",
+         _single(sample_split_stability, n_splits=3, fraction=0.5)),
+    _row(anchor_stability, "single", _COSINE, False, _S, "higher",
+         _single(anchor_stability, n_splits=3, n_anchors=4, n_set=12)),
+    _row(perturbation_coherence, "unpaired", _SIMILARITY, True, _S, "higher"),
+    _row(paired_perturbation_coherence, "paired", _SIMILARITY, True, _S, "higher",
+         transform_target="both"),
+    _row(perturbation_effect_size, "unpaired", _RIGID, True, (0.0, _INF), "lower"),
+    _row(composite_stability, "paired", _COSINE, False, _S, "higher",
+         _composite(composite_stability)),
+    _row(identifiable_composite_stability, "paired", _COSINE, False, _S, "higher",
+         _composite(identifiable_composite_stability)),
 )
+# fmt: on
 
 #: the table entries, name -> :class:`MetricSpec` (edit ``_SPECS`` to add a metric)
 _TABLE: dict[str, MetricSpec] = {s.name: s for s in _SPECS}
