@@ -166,10 +166,16 @@ def rank_correlation(tx, ty, n: int, dtype=jnp.float32):
     """Pearson correlation of two twice-rank vectors (their common mean is n + 1)."""
     a = (tx - (n + 1)).astype(dtype) / n  # centred, scaled to [-1, 1] (no float32 overflow)
     b = (ty - (n + 1)).astype(dtype) / n
-    saa, sbb, sab = tree_sum(a * a), tree_sum(b * b), tree_sum(a * b)
+    return correlation_from_sums(tree_sum(a * a), tree_sum(b * b), tree_sum(a * b), n)
+
+
+def correlation_from_sums(saa, sbb, sab, n: int):
+    """``(rho, constant, |a|, |b|)`` from the sums of centred, /n-scaled twice-ranks.
+
+    The norms of the centred rank vectors are returned in rank units (for the binned bound).
+    """
     constant = (saa <= 0) | (sbb <= 0)
     rho = jnp.where(constant, 0.0, sab / jnp.sqrt(jnp.where(constant, 1.0, saa) * sbb))
-    # norms of the centred rank vectors, back in rank units
     return jnp.clip(rho, -1.0, 1.0), constant, jnp.sqrt(saa) * n / 2, jnp.sqrt(sbb) * n / 2
 
 
@@ -292,6 +298,7 @@ __all__ = [
     "twice_ranks_binned",
     "twice_ranks_exact",
     "binned_bound",
+    "correlation_from_sums",
     "binned_error",
     "bucket_index",
 ]

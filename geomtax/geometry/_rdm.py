@@ -40,6 +40,7 @@ from ._ranks import (
     binned_bound,
     binned_error,
     bucket_index,
+    correlation_from_sums,
     no_derivative,
     num_buckets_for,
     pearson,
@@ -629,11 +630,9 @@ def _streamed_binned_spearman(x, y, metric, block_size):
     sab = stream(pass3, jnp.zeros((), dtype), xf, yf, **opts)
     saa = jnp.sum(cx.astype(dtype) * ax * ax)
     sbb = jnp.sum(cy.astype(dtype) * ay * ay)
-    constant = (saa <= 0) | (sbb <= 0)
-    rho = jnp.where(constant, 0.0, sab / jnp.sqrt(jnp.where(constant, 1.0, saa) * sbb))
-    norm_x, norm_y = jnp.sqrt(saa) * count / 2, jnp.sqrt(sbb) * count / 2
+    rho, constant, norm_x, norm_y = correlation_from_sums(saa, sbb, sab, count)
     bound = binned_bound(binned_error(cx), binned_error(cy), norm_x, norm_y, dtype)
-    return jnp.clip(rho, -1.0, 1.0), constant, jnp.where(constant, 0.0, bound)
+    return rho, constant, jnp.where(constant, 0.0, bound)
 
 
 def _pair_frame(x, metric):
