@@ -17,7 +17,7 @@ from test_info_oracles import (
 )
 
 from geomtax import Status, StatusError
-from geomtax.info import KSGResult, ksg_mi, mutual_information
+from geomtax.info import KSG, KSGResult, ksg_mi, mutual_information
 from geomtax.info._ksg import _ksg
 
 
@@ -197,9 +197,22 @@ def test_via_mutual_information():
     # preprocess="none" the two agree exactly.
     x, y, _ = bivariate(0.6, 400, np.random.default_rng(2))
     x, y = x.astype(np.float32), y.astype(np.float32)
-    r = mutual_information(x, y, key=jax.random.key(0), estimator="ksg", k=3, preprocess="none")
+    r = mutual_information(x, y, key=jax.random.key(0), estimator=KSG(k=3), preprocess="none")
     assert float(r.value) == pytest.approx(float(_mi(x, y)), abs=1e-6)
     assert r.status_name == "ok"
+    # A flagged KSG fit keeps its raw estimate (for calibration against a random baseline).
+    x5, y5, _ = sparse_normal(5, 0.8, 2000, np.random.default_rng(4))
+    x5, y5 = x5.astype(np.float32), y5.astype(np.float32)
+    flagged = mutual_information(
+        x5, y5, key=jax.random.key(0), estimator="ksg", preprocess="none", throw=False
+    )
+    direct = ksg_mi(x5, y5, throw=False)
+    assert flagged.status_name == "implausible" and np.isnan(float(flagged.value))
+    assert float(flagged.tail_mean) == pytest.approx(float(direct.raw), abs=1e-6)
+    off = mutual_information(
+        x5, y5, key=jax.random.key(0), estimator=KSG(k_check=False), preprocess="none", throw=False
+    )
+    assert off.ok
 
 
 def test_bad_input():

@@ -150,6 +150,7 @@ def _mi_summary(res: CalibratedMIResult) -> dict:
         "normalized_mi": f(res.normalized),
         "excess_mi_nats": f(res.excess),
         "above_floor": bool(np.asarray(res.above_floor)),
+        "biased_low": bool(np.asarray(res.biased_low)),
         "status": _status(res.status),
         "num_constant": np.asarray(res.num_constant).ravel().tolist(),
         "mi_per_seed_nats": per_seed(res.mi),

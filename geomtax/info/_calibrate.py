@@ -24,6 +24,7 @@ from ..geometry._checks import as_float
 from ._bounds import AbstractBound
 from ._fit import KSG, as_estimator, mutual_information
 from ._preprocess import pca, zscore
+from ._rules import FLAG_BIASED_LOW
 
 
 class CalibratedMIResult(AbstractResult):
@@ -42,7 +43,14 @@ class CalibratedMIResult(AbstractResult):
         noise_floor: ``random_mean + 2 * random_std``.
         normalized: ``mi_mean / ceiling_mean`` (NaN if the ceiling is not positive).
         excess: ``mi_mean - random_mean``.
-        above_floor: ``mi_mean > noise_floor``.
+        above_floor: ``mi_mean > noise_floor`` (False unless ``status`` is ``ok``).
+        biased_low: some MI fit was flagged by ``ksg_mi``'s k-sensitivity check (its
+            ``mi_status`` is ``implausible``): the MI is then biased low in absolute terms, in
+            high dimension at high MI. It is kept, and ``status`` stays ``ok``, because every
+            number here is read against the same estimator's ceiling and random baseline at
+            the same n (a biased-low MI above the floor is conservative evidence of
+            dependence); do not read ``mi_mean`` as an absolute MI then (use ``ksg_mi`` or a
+            neural bound at larger n).
         num_constant: Constant features dropped from (truth, embedding) by z-scoring.
         mi_status: Status of each seed's MI(truth, embedding) fit, shape (s,).
         ceiling_status: Status of each ceiling fit, shape (s,).
@@ -70,6 +78,7 @@ class CalibratedMIResult(AbstractResult):
     normalized: Float[Array, ""]
     excess: Float[Array, ""]
     above_floor: Bool[Array, ""]
+    biased_low: Bool[Array, ""]
     num_constant: Array
     mi_status: object
     ceiling_status: object
@@ -96,7 +105,11 @@ def _seed_fit(k_data, k_fit, truth, emb, *, kind, noise_scale, random_dim, estim
         | (res.status == Status.implausible)
         | (res.status == Status.not_converged)
     )
-    return jnp.where(keep, raw, jnp.nan), res.status
+    # Flagged only as biased low (a k-sensitive KSG estimate): still a valid witness that the
+    # MI exceeds a floor, so it counts as ok for `above_floor` (never for the values).
+    low_only = (res.status == Status.implausible) & (res.flags == FLAG_BIASED_LOW)
+    floor_status = Status.where(low_only, Status.ok, res.status)
+    return jnp.where(keep, raw, jnp.nan), res.status, floor_status
 
 
 def _ignore_rules(status):
@@ -223,12 +236,16 @@ def calibrated_mi(
             return jax.vmap(fn, in_axes=(0, 0, None, None))(k_data, k_fit, truth, emb)
         return shard_sweep(fn, k_data, k_fit, mesh=mesh, shared=(truth, emb))
 
-    mi, mi_status = run("mi", k_mi, k_mi)
-    ceiling, ceiling_status = run("ceiling", k_ceil_noise, k_ceil)
-    random, random_status = run("random", k_rand_data, k_rand)
+    mi, mi_status, mi_floor_status = run("mi", k_mi, k_mi)
+    ceiling, ceiling_status, _ = run("ceiling", k_ceil_noise, k_ceil)
+    random, random_status, _ = run("random", k_rand_data, k_rand)
     ceiling_counted = jax.vmap(_ignore_rules)(ceiling_status)
     random_counted = jax.vmap(_ignore_rules)(random_status)
-    status = _worst_of(prep_status, mi_status, ceiling_counted, random_counted)
+    # A k-sensitive KSG fit (flagged only as biased low) stays in: every quantity here is
+    # relative to the same estimator's ceiling and random baseline at the same n; the per-seed
+    # `mi_status` keeps its flag and `biased_low` says so.
+    status = _worst_of(prep_status, mi_floor_status, ceiling_counted, random_counted)
+    biased_low = jnp.any((mi_status == Status.implausible) & (mi_floor_status == Status.ok))
     mi_mean, ceiling_mean, random_mean = jnp.mean(mi), jnp.mean(ceiling), jnp.mean(random)
     random_std = jnp.std(random)
     noise_floor = random_mean + 2.0 * random_std
@@ -247,6 +264,7 @@ def calibrated_mi(
         normalized=nan_unless_ok(normalized, status),
         excess=nan_unless_ok(mi_mean - random_mean, status),
         above_floor=(mi_mean > noise_floor) & (status == Status.ok),
+        biased_low=biased_low,
         num_constant=jnp.stack([zt.num_constant, ze.num_constant]),
         mi_status=mi_status,
         ceiling_status=ceiling_status,

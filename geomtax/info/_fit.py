@@ -23,9 +23,9 @@ from .._status import Status, finish, nan_unless_ok, select, worst
 from ..geometry._checks import prepare_paired_flagged
 from ._bounds import BOUNDS, NEGATIVES, AbstractBound
 from ._critics import AbstractCritic, ConcatCritic, SeparableCritic, check_hidden
-from ._ksg import ksg_mi
+from ._ksg import is_k_sensitive, ksg_mi
 from ._preprocess import copula_columns, standardize_columns
-from ._rules import CHECKPOINTS, FLAG_UPPER, NEGATIVE_TOL, MIResult, fit_result
+from ._rules import CHECKPOINTS, FLAG_BIASED_LOW, FLAG_UPPER, NEGATIVE_TOL, MIResult, fit_result
 from ._train import GRAD_CLIP, LEARNING_RATE, default_optimizer, evaluate_batches, train_critic
 
 EVALUATIONS = ("heldout", "train_tail")
@@ -42,6 +42,8 @@ class KSG(eqx.Module):
     Attributes:
         k: Neighbours (static), >= 1.
         block_size: Row-block size of the tiled search (static; ``None``: dense).
+        k_check: Recompute at ``3k + 1`` and flag a k-sensitive (high-dimensional, biased)
+            estimate as ``implausible`` (static; see `ksg_mi`).
 
     Examples:
         >>> from geomtax.info import *
@@ -55,6 +57,7 @@ class KSG(eqx.Module):
 
     k: int = eqx.field(static=True, default=3, converter=lambda k: check_int("k", k, minimum=1))
     block_size: int | None = eqx.field(static=True, default=1024)
+    k_check: bool = eqx.field(static=True, default=True)
 
 
 #: Every name ``estimator=`` accepts: the bounds of `BOUNDS` and ``"ksg"``.
@@ -193,13 +196,14 @@ def _as_samples(a):
 
 def _ksg(x, y, *, ksg: KSG, preprocess, upper_bound):
     px, py, input_status = _prepare_impl(x, y, preprocess=preprocess)
-    res = ksg_mi(px, py, k=ksg.k, block_size=ksg.block_size, throw=False)
-    raw = res.value
+    res = ksg_mi(px, py, k=ksg.k, block_size=ksg.block_size, k_check=ksg.k_check, throw=False)
+    raw = res.raw  # the estimate whatever the status (NaN only where there is no number)
     if upper_bound is None:
         above = jnp.zeros((), bool)
     else:
         above = raw > upper_bound + NEGATIVE_TOL
-    flags = (FLAG_UPPER * above).astype(jnp.int32)
+    low = is_k_sensitive(raw, res.k_gap, res.k_gap_se)
+    flags = (FLAG_UPPER * above).astype(jnp.int32) + (FLAG_BIASED_LOW * low).astype(jnp.int32)
     status = worst(input_status, res.status, select((above, Status.implausible)))
     nan = jnp.full_like(raw, jnp.nan)
     return MIResult(

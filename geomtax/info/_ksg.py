@@ -225,6 +225,9 @@ class KSGResult(AbstractResult):
             (some row has a zero k-NN radius) or ``implausible`` (more than 1% of rows have a
             tie at their radius, or the estimate depends on k more than its accuracy allows);
             see :func:`ksg_mi`.
+        raw: the estimate whatever the status, for diagnostics and for tests that compare
+            estimates with each other (a calibration against a random baseline); NaN only
+            where there is no number (non-finite input, a zero radius).
         zero_radius_fraction: fraction of rows whose k-th joint neighbour is at distance 0
             (k or more exact copies of the row), or, with ``jitter``, within ten jitter
             standard deviations.
@@ -238,6 +241,7 @@ class KSGResult(AbstractResult):
 
     value: Float[Array, ""]
     status: object
+    raw: Float[Array, ""]
     zero_radius_fraction: Float[Array, ""]
     tie_fraction: Float[Array, ""]
     k_gap: Float[Array, ""]
@@ -379,6 +383,11 @@ def check_k(n: int, k: int) -> int | None:
     return k2 if n >= K_CHECK_MIN_ROWS_PER_K * k2 else None
 
 
+def is_k_sensitive(value, k_gap, k_gap_se):
+    """The k-sensitivity rule: ``I(k) - I(3k+1) > 0.02 + 0.05 |I(k)| + 3 se`` (False on NaN)."""
+    return k_gap > K_GAP_ABS + K_GAP_REL * jnp.abs(value) + 3.0 * k_gap_se
+
+
 def _k_gap(x, y, value, terms, *, k: int, block_size: int | None):
     """``I(k) - I(k2)`` and its standard error over rows (NaN when the check is skipped).
 
@@ -434,7 +443,7 @@ def _ksg_impl(x, y, key, *, k, block_size, rescale, jitter, clip_negative, k_che
         k_gap, k_gap_se = _k_gap(x, y, value, terms, k=k, block_size=block_size)
     else:
         k_gap = k_gap_se = jnp.asarray(jnp.nan, value.dtype)
-    k_sensitive = k_gap > K_GAP_ABS + K_GAP_REL * jnp.abs(value) + 3.0 * k_gap_se
+    k_sensitive = is_k_sensitive(value, k_gap, k_gap_se)
     status = select(
         (~finite, Status.nonfinite_input),
         (zero_fraction > 0, Status.degenerate_input),
@@ -444,9 +453,11 @@ def _ksg_impl(x, y, key, *, k, block_size, rescale, jitter, clip_negative, k_che
     if clip_negative:
         value = jnp.maximum(value, 0.0)
     nan = jnp.asarray(jnp.nan, value.dtype)
+    has_number = finite & (zero_fraction <= 0)
     return KSGResult(
         value=nan_unless_ok(value, status),
         status=status,
+        raw=jnp.where(has_number, value, nan),
         zero_radius_fraction=jnp.where(finite, zero_fraction, nan),
         tie_fraction=jnp.where(finite, tie_fraction, nan),
         k_gap=jnp.where(finite, k_gap, nan),

@@ -30,6 +30,8 @@ CHECKPOINTS = 10
 #: Bits of ``MIResult.flags``, one per rule.
 FLAG_NEGATIVE, FLAG_SPREAD, FLAG_DISAGREE, FLAG_CEILING, FLAG_UPPER = 1, 2, 4, 8, 16
 FLAG_RISING = 32
+#: A KSG estimate that moves with k (``ksg_mi``'s k-sensitivity check): biased low.
+FLAG_BIASED_LOW = 64
 
 
 class MIResult(AbstractResult):
