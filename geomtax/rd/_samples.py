@@ -16,6 +16,7 @@ from .._errors import (
     is_traced,
 )
 from .._status import Status, finish, nan_unless_ok, select, worst
+from ..geometry import pairwise_distances
 from ._blahut_arimoto import _DETAILS, RDCurve, rd_curve
 from ._kmeans import _standardize, kmeans
 
@@ -94,7 +95,9 @@ def _quantize(x, key, num_codes, num_cells, codes, distortion, num_iters):
     if distortion == "sqeuclidean":
         total_var = jnp.sum(jnp.var(xs, axis=0))
         degenerate = degenerate | ~(total_var > 0)
-        sq = jnp.sum((src[:, None, :] - codes_s[None, :, :]) ** 2, axis=-1)
+        # Tiled (never the (n, m, d) difference tensor: 10 GB at 20,000 x 32 x 4,096), in the
+        # distances' own centred frame.
+        sq = pairwise_distances(src, codes_s, metric="sqeuclidean")
         dm = sq / jnp.where(total_var > 0, total_var, 1.0)
     else:
         dm = jnp.clip(1.0 - _unit(src) @ _unit(codes_s).T, 0.0, 2.0)
