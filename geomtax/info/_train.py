@@ -5,6 +5,7 @@ the bound's own training state (MINE's moving average) is threaded through the l
 """
 
 import math
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -50,7 +51,7 @@ def _step(critic, opt_state, state, xs, ys, *, optimizer, key, bound, negatives)
 def mine_step(
     critic: AbstractCritic,
     opt_state: optax.OptState,
-    state,
+    state: Any,
     xs: Float[Array, "b dx"],
     ys: Float[Array, "b dy"],
     *,
@@ -58,7 +59,7 @@ def mine_step(
     key: KeyArray | None = None,
     bound: AbstractBound | str = "mine",
     negatives: str = "shift",
-):
+) -> tuple[AbstractCritic, optax.OptState, Any, Float[Array, ""]]:
     r"""One optax step that maximizes a mutual-information bound on a minibatch.
 
     Pure and jittable: call it inside your own ``jax.jit``/``eqx.filter_jit`` loop (the
