@@ -55,15 +55,13 @@ from .._custom_types import KeyArray
 from .._jsonio import jsonable
 from .._status import status_name
 from ..geometry import rdm_similarity
+from ._controls import dinucleotide_shuffle, snp_perturb, texture_matched_dna
 from ._embeddings import embed_sequences
 from ._genomics import (
-    dinucleotide_shuffle,
     kmer_counts,
     kmer_frequencies,
     reverse_complement,
     rng_from_key,
-    snp_perturb,
-    texture_matched_dna,
     validate_sequences,
 )
 
