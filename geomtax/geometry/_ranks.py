@@ -37,6 +37,17 @@ from .._errors import no_derivative
 
 #: rank methods shared by the Spearman-based metrics (exact or bounded)
 RANK_METHODS = ("auto", "exact", "binned")
+#: ``rank_method="auto"`` ranks exactly up to this many values, binned (with a bound) above it.
+AUTO_EXACT_MAX = 1 << 20
+
+
+def resolve_rank_method(rank_method: str, count: int) -> str:
+    """The concrete rank method for ``count`` values (``"auto"``: exact to 2^20, binned above)."""
+    if rank_method == "auto":
+        return "exact" if count <= AUTO_EXACT_MAX else "binned"
+    return rank_method
+
+
 #: at most this many histogram buckets for the exact path (2M int32 counters = 8 MB)
 MAX_BUCKETS = 1 << 21
 #: at most this many buckets for the binned path: a 256 KB counter array stays in cache, which

@@ -25,16 +25,13 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ._cka import cka
-from ._neighbors import (
-    BilipschitzMax,
-    NeighborSums,
-    StressSums,
-    bilipschitz_distortion,
-    continuity,
-    knn_jaccard,
-    knn_overlap,
-    stress,
-    trustworthiness,
+from ._composite import composite_stability, identifiable_composite_stability
+from ._metric_distortion import BilipschitzMax, StressSums, bilipschitz_distortion, stress
+from ._neighbors import NeighborSums, continuity, knn_jaccard, knn_overlap, trustworthiness
+from ._perturbation import (
+    paired_perturbation_coherence,
+    perturbation_coherence,
+    perturbation_effect_size,
 )
 from ._procrustes import (
     procrustes_disparity,
@@ -42,17 +39,8 @@ from ._procrustes import (
     procrustes_ratio,
     procrustes_similarity,
 )
-from ._rdm import rdm_drift, rdm_similarity
-from ._stability import (
-    anchor_stability,
-    composite_stability,
-    feature_split_stability,
-    identifiable_composite_stability,
-    paired_perturbation_coherence,
-    perturbation_coherence,
-    perturbation_effect_size,
-    sample_split_stability,
-)
+from ._rdm_similarity import rdm_drift, rdm_similarity
+from ._stability import anchor_stability, feature_split_stability, sample_split_stability
 
 #: how a metric reads its inputs
 PAIRINGS = ("paired", "unpaired", "single")
