@@ -20,6 +20,7 @@ from .._custom_types import ArrayLike, KeyArray
 from .._errors import is_traced
 from .._status import status_name
 from ..geometry import knn_overlap, procrustes_disparity, rdm_similarity
+from ._metrics import ideal
 
 
 def _log_probs(logits, name: str = "logits"):
@@ -168,6 +169,14 @@ def pairwise_js_distance(logits: Float[Array, "m ... V"]) -> Float[Array, "m m"]
     return one(logp, logp)
 
 
+#: the outputs of :func:`member_embedding_stability`, output name -> metric table name
+_MEMBER_METRICS = {
+    "knn_overlap": "knn_overlap",
+    "rdm_spearman": "rdm_similarity",
+    "procrustes_disparity": "procrustes_disparity",
+}
+
+
 def member_embedding_stability(
     embeddings: Sequence[Float[Array, "n d"]],
     *,
@@ -191,7 +200,8 @@ def member_embedding_stability(
 
     Returns:
         dict of ``(m, m)`` float arrays: ``knn_overlap``, ``rdm_spearman`` (1 on the diagonal),
-        ``procrustes_disparity`` (0 on the diagonal), and for each of them a ``(m, m)`` array of
+        ``procrustes_disparity`` (0 on the diagonal; each diagonal is the metric's ideal value
+        in :data:`geomtax.geometry.METRICS`), and for each of them a ``(m, m)`` array of
         status names (``"knn_overlap_status"``, ...; see docs/concepts/status.md). The
         estimators run with ``throw=False``: a pair whose status is not ``ok`` has a NaN entry.
     """
@@ -203,12 +213,11 @@ def member_embedding_stability(
         if e.ndim != 2 or e.shape[0] != n:
             raise ValueError(f"member {i} has shape {e.shape}; every member needs ({n}, d)")
     m = len(embs)
-    out = {
-        "knn_overlap": np.eye(m),
-        "rdm_spearman": np.eye(m),
-        "procrustes_disparity": np.zeros((m, m)),
-    }
-    for name in list(out):
+    out = {}
+    for name, metric in _MEMBER_METRICS.items():
+        # every member against itself: the metric's ideal value (from the metric table)
+        out[name] = np.full((m, m), ideal(metric), dtype=np.float64)
+    for name in _MEMBER_METRICS:
         out[f"{name}_status"] = np.full((m, m), "ok", dtype=object)
     keys = jax.random.split(key, m * m)
     for a in range(m):

@@ -25,10 +25,12 @@ PERTURBATION_METRICS = (
 MODEL_METRICS = ("feature_split_stability",)
 #: averaged over a model's perturbations (``<name>_mean`` in the record and the table)
 SUMMARY_METRICS = ("procrustes_distortion", "rdm_similarity")
+#: the per-perturbation metrics the HTML report plots (in its order)
+PLOTTED_METRICS = ("rdm_similarity", "procrustes_distortion")
 #: the metrics that need the two embeddings to have the same width
 SAME_WIDTH_METRICS = ("procrustes_ratio", "perturbation_coherence", "perturbation_effect_size")
 
-for _name in (*PERTURBATION_METRICS, *MODEL_METRICS):
+for _name in (*PERTURBATION_METRICS, *MODEL_METRICS, *PLOTTED_METRICS):
     metric_spec(_name)  # every name above is a table entry (raises at import otherwise)
 del _name
 
@@ -36,6 +38,11 @@ del _name
 def ideal(name: str) -> float:
     """The table's best value of ``name`` (its value for two identical embeddings)."""
     return metric_spec(name).ideal
+
+
+def better(name: str) -> str:
+    """The table's direction of ``name`` that means geometry kept: ``"higher"`` or ``"lower"``."""
+    return metric_spec(name).better
 
 
 def value_range(name: str) -> tuple[float, float]:
@@ -55,7 +62,7 @@ def geometry_lost(name: str, value: float, threshold: float) -> bool:
     ``value >= threshold`` for a metric where lower means geometry kept, ``value <= threshold``
     where higher does.
     """
-    if metric_spec(name).better == "lower":
+    if better(name) == "lower":
         return value >= threshold
     return value <= threshold
 
@@ -73,7 +80,7 @@ def axis_label(name: str) -> str:
     """A plot label: the name, and for a table entry the direction that means geometry kept."""
     label = name.replace("_", " ")
     try:
-        better = metric_spec(name).better
+        direction = better(name)
     except ValueError:  # not a geometry metric of the table (e.g. a composite of the record)
         return label
-    return f"{label} ({better} = geometry kept)"
+    return f"{label} ({direction} = geometry kept)"

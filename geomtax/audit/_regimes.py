@@ -21,7 +21,11 @@ import math
 
 import equinox as eqx
 
+from ._metrics import geometry_lost, in_range, value_range
+
 REGIMES = ("local_global_decoupling", "representational_compression", "geometric_vacuity")
+#: the geometry metric of regime II (its range and direction come from the metric table)
+_DISPARITY = "procrustes_disparity"
 REGIME_LABELS = {
     "local_global_decoupling": "I. Local-Global Decoupling",
     "representational_compression": "II. Representational Compression",
@@ -48,10 +52,16 @@ class RegimeThresholds(eqx.Module):
     def __check_init__(self):
         if not self.decoupling_ratio_min > 0:
             raise ValueError(f"decoupling_ratio_min must be > 0, got {self.decoupling_ratio_min}")
-        if not 0 <= self.disparity_min <= 1:
-            raise ValueError(f"disparity_min must be in [0, 1], got {self.disparity_min}")
+        if not in_range(_DISPARITY, self.disparity_min):
+            lo, hi = value_range(_DISPARITY)
+            raise ValueError(f"disparity_min must be in [{lo:g}, {hi:g}], got {self.disparity_min}")
         if not self.perplexity_max > 0:
             raise ValueError(f"perplexity_max must be > 0, got {self.perplexity_max}")
+
+
+def _not_evaluated(reason: str) -> dict:
+    """The evidence of a regime whose inputs are missing."""
+    return {"flagged": False, "evaluated": False, "reason": reason}
 
 
 def _num(v) -> float | None:
@@ -99,11 +109,7 @@ def classify_regimes(
 
     loc = _num(mi_local)
     if loc is None:
-        evidence["local_global_decoupling"] = {
-            "flagged": False,
-            "evaluated": False,
-            "reason": "no local-window MI measured",
-        }
+        evidence["local_global_decoupling"] = _not_evaluated("no local-window MI measured")
     else:
         ratio = loc / g if g > 0 else math.inf
         flagged = loc > f and (g <= f or ratio >= t.decoupling_ratio_min)
@@ -124,14 +130,10 @@ def classify_regimes(
 
     up, disp = _num(mi_upstream), _num(disparity_upstream)
     if up is None or disp is None:
-        evidence["representational_compression"] = {
-            "flagged": False,
-            "evaluated": False,
-            "reason": "no upstream model given",
-        }
+        evidence["representational_compression"] = _not_evaluated("no upstream model given")
     else:
         delta = g - up
-        flagged = delta > t.delta_mi_min and disp >= t.disparity_min
+        flagged = delta > t.delta_mi_min and geometry_lost(_DISPARITY, disp, t.disparity_min)
         evidence["representational_compression"] = {
             "flagged": bool(flagged),
             "evaluated": True,
@@ -147,11 +149,7 @@ def classify_regimes(
 
     ppl = _num(perplexity)
     if ppl is None:
-        evidence["geometric_vacuity"] = {
-            "flagged": False,
-            "evaluated": False,
-            "reason": "no perplexity given",
-        }
+        evidence["geometric_vacuity"] = _not_evaluated("no perplexity given")
     else:
         flagged = g <= f and ppl < t.perplexity_max
         evidence["geometric_vacuity"] = {

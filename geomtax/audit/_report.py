@@ -16,6 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+from ._metrics import PLOTTED_METRICS, axis_label, better, directions, value_range
 from ._regimes import REGIME_LABELS, REGIMES
 
 #: Section ids every HTML report contains (in order); tests check them.
@@ -122,9 +123,14 @@ def plot_mi_distortion_map(report) -> Figure:
     c = float(np.mean(ceils)) if ceils else math.nan
     if _finite(f) and _finite(c) and c > 0:
         ax.axhline(f / c, color="grey", ls="--", lw=1, label="noise floor / ceiling")
-    ax.axvspan(0.5, 1.0, color="#f2d7d5", alpha=0.4, zorder=0, label="D >= 0.5")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("mean Procrustes distortion D (clean vs perturbed)")
+    # The x axis spans the table's range of D; the shaded band is its "geometry lost" end.
+    lo, hi = value_range("procrustes_distortion")
+    ax.axvspan(0.5, hi, color="#f2d7d5", alpha=0.4, zorder=0, label="D >= 0.5")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel(
+        "mean Procrustes distortion D (clean vs perturbed; "
+        f"{better('procrustes_distortion')} = geometry kept)"
+    )
     ax.set_ylabel("normalised MI (MI / ceiling)")
     ax.set_title("MI versus distortion")
     if seen:
@@ -151,7 +157,7 @@ def plot_perturbation_stability(report, *, metric: str = "rdm_similarity") -> Fi
         ax.bar(np.arange(len(perts)) + i * width, vals, width=width, label=name)
     ax.set_xticks(np.arange(len(perts)) + width * (len(names) - 1) / 2)
     ax.set_xticklabels(perts, rotation=20, fontsize=8)
-    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_ylabel(axis_label(metric))
     ax.set_title(f"Per-perturbation stability ({metric})")
     ax.legend(fontsize=7)
     return fig
@@ -295,10 +301,22 @@ def render_html(report) -> str:
     parts.append("</section>")
 
     parts.append('<section id="perturbation-stability"><h2>Per-perturbation stability</h2>')
-    for metric in ("rdm_similarity", "procrustes_distortion"):
+    for metric in PLOTTED_METRICS:
         parts.append(
             _img(_fig_to_base64(plot_perturbation_stability(report, metric=metric)), metric)
         )
+    legend = [
+        {
+            "metric": name,
+            "geometry kept when": d["better"],
+            "lo": d["range"][0],
+            "hi": d["range"][1] if math.isfinite(d["range"][1]) else "inf",
+            "ideal": d["ideal"],
+        }
+        for name, d in directions().items()
+    ]
+    parts.append("<p>Ranges and directions (from the metric table, geomtax.geometry.METRICS):</p>")
+    parts.append(_table(legend))
     rows = []
     for name, rec in report.models.items():
         for p, vals in rec["perturbations"].items():
@@ -306,19 +324,17 @@ def render_html(report) -> str:
     parts.append(_table(rows))
     parts.append("</section>")
 
-    parts.append('<section id="rate-distortion"><h2>Rate-distortion</h2>')
-    if any(rec.get("rd_curve") for rec in report.models.values()):
-        parts.append(_img(_fig_to_base64(plot_rd_curves(report)), "R(D) curves"))
-    else:
-        parts.append("<p>R(D) not computed.</p>")
-    parts.append("</section>")
-
-    parts.append('<section id="local-global"><h2>Local versus global MI</h2>')
-    if any(rec.get("mi") for rec in report.models.values()):
-        parts.append(_img(_fig_to_base64(plot_local_global(report)), "local vs global MI"))
-    else:
-        parts.append("<p>MI not computed.</p>")
-    parts.append("</section>")
+    parts += _figure_section(
+        report, "rate-distortion", "Rate-distortion", "rd_curve", plot_rd_curves, "R(D) curves"
+    )
+    parts += _figure_section(
+        report,
+        "local-global",
+        "Local versus global MI",
+        "mi",
+        plot_local_global,
+        "local vs global MI",
+    )
 
     parts.append('<section id="filtering"><h2>Row filtering</h2>')
     parts.append(
@@ -352,6 +368,21 @@ def render_html(report) -> str:
     parts.append(f"<pre>{html.escape(json.dumps(_plain_json(report.config), indent=1))}</pre>")
     parts.append("</section></body></html>")
     return "\n".join(parts)
+
+
+#: what a figure section says when no model has the record it plots
+_NOT_COMPUTED = {"rd_curve": "R(D)", "mi": "MI"}
+
+
+def _figure_section(report, section_id, title, field, plot, alt) -> list[str]:
+    """A section with ``plot(report)``, or a line saying ``field`` was not computed."""
+    parts = [f'<section id="{section_id}"><h2>{title}</h2>']
+    if any(rec.get(field) for rec in report.models.values()):
+        parts.append(_img(_fig_to_base64(plot(report)), alt))
+    else:
+        parts.append(f"<p>{_NOT_COMPUTED[field]} not computed.</p>")
+    parts.append("</section>")
+    return parts
 
 
 def _plain_json(obj):
