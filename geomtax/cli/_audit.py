@@ -48,6 +48,36 @@ def _load(spec: str, flag: str):
         raise UsageError(f"{flag} {spec}: {err}") from err
 
 
+_APPEND = {"action": "append"}  # the option may be repeated; its values are collected in a list
+
+# fmt: off
+#: the input options, in --help order: flag, metavar, help, further add_argument keywords
+_INPUTS = (
+    ("--model", "NAME=PATH[#KEY]", "clean embeddings of one model/layer (repeat for several)",
+     {**_APPEND, "required": True}),
+    ("--perturbed", "MODEL:PERT=PATH[#KEY]",
+     "perturbed embeddings, paired row by row with the model's clean ones", _APPEND),
+    ("--local", "MODEL=PATH[#KEY]",
+     "local-window embeddings of a model (repeat per window, in order)", _APPEND),
+    ("--features", "PATH[#KEY]", "ground-truth features (n, f); or use --fasta", {}),
+    ("--fasta", "PATH", "compute ground-truth features from these sequences instead", {}),
+    ("--alphabet", None, "feature set for --fasta (default dna: GC + 16 dinucleotides)",
+     {"choices": ("dna", "protein"), "default": "dna"}),
+    ("--local-features", "PATH[#KEY]",
+     "ground-truth features of each local window (in window order)", _APPEND),
+    ("--labels", "PATH[#KEY]", "optional labels, one per row (.npy/.npz/.txt)", {}),
+    ("--perplexity", "MODEL=VALUE", "a model's perplexity (enables regime III)", _APPEND),
+    ("--upstream", "MODEL=UPSTREAM", "UPSTREAM feeds MODEL (enables regime II)", _APPEND),
+)
+#: keyword options passed on to the estimators (checked against their signatures)
+_ESTIMATOR_OPTIONS = (
+    ("--mi-option", "KEY=JSON",
+     "keyword option for geomtax.info.calibrated_mi (e.g. num_steps=200)", _APPEND),
+    ("--rd-option", "KEY=JSON", "keyword option for geomtax.rd.rd_curve_from_samples", _APPEND),
+)
+# fmt: on
+
+
 def register(subparsers) -> None:
     """Add the ``audit`` subcommand to the top-level ``geomtax`` parser."""
     p = subparsers.add_parser(
@@ -60,75 +90,15 @@ def register(subparsers) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--model",
-        action="append",
-        required=True,
-        metavar="NAME=PATH[#KEY]",
-        help="clean embeddings of one model/layer (repeat for several)",
-    )
-    p.add_argument(
-        "--perturbed",
-        action="append",
-        metavar="MODEL:PERT=PATH[#KEY]",
-        help="perturbed embeddings, paired row by row with the model's clean ones",
-    )
-    p.add_argument(
-        "--local",
-        action="append",
-        metavar="MODEL=PATH[#KEY]",
-        help="local-window embeddings of a model (repeat per window, in order)",
-    )
-    p.add_argument(
-        "--features", metavar="PATH[#KEY]", help="ground-truth features (n, f); or use --fasta"
-    )
-    p.add_argument(
-        "--fasta", metavar="PATH", help="compute ground-truth features from these sequences instead"
-    )
-    p.add_argument(
-        "--alphabet",
-        choices=("dna", "protein"),
-        default="dna",
-        help="feature set for --fasta (default dna: GC + 16 dinucleotides)",
-    )
-    p.add_argument(
-        "--local-features",
-        action="append",
-        metavar="PATH[#KEY]",
-        help="ground-truth features of each local window (in window order)",
-    )
-    p.add_argument(
-        "--labels", metavar="PATH[#KEY]", help="optional labels, one per row (.npy/.npz/.txt)"
-    )
-    p.add_argument(
-        "--perplexity",
-        action="append",
-        metavar="MODEL=VALUE",
-        help="a model's perplexity (enables regime III)",
-    )
-    p.add_argument(
-        "--upstream",
-        action="append",
-        metavar="MODEL=UPSTREAM",
-        help="UPSTREAM feeds MODEL (enables regime II)",
-    )
+    for flag, metavar, help_, kwargs in _INPUTS:
+        p.add_argument(flag, metavar=metavar, help=help_, **kwargs)
     p.add_argument("--seed", type=int, default=320, help="integer seed (default 320)")
     p.add_argument("--out", default="results/audit", help="output directory")
     p.add_argument("--no-mi", action="store_true", help="skip MI (and the regimes)")
     p.add_argument("--no-rd", action="store_true", help="skip the R(D) curve")
     p.add_argument("--no-html", action="store_true", help="skip the HTML report")
-    p.add_argument(
-        "--mi-option",
-        action="append",
-        metavar="KEY=JSON",
-        help="keyword option for geomtax.info.calibrated_mi (e.g. num_steps=200)",
-    )
-    p.add_argument(
-        "--rd-option",
-        action="append",
-        metavar="KEY=JSON",
-        help="keyword option for geomtax.rd.rd_curve_from_samples",
-    )
+    for flag, metavar, help_, kwargs in _ESTIMATOR_OPTIONS:
+        p.add_argument(flag, metavar=metavar, help=help_, **kwargs)
     p.add_argument(
         "--max-drop-fraction",
         type=float,
@@ -143,7 +113,12 @@ def register(subparsers) -> None:
 
 
 def _inputs(args: argparse.Namespace):
-    """Parse, load and check every input of the audit (raises :class:`UsageError`)."""
+    """Parse, load and check every input of the audit (raises :class:`UsageError`).
+
+    Returns:
+        ``(models, options)``: the :class:`~geomtax.audit.ModelEmbeddings` by name and the
+        keyword options of :func:`geomtax.audit.run` other than ``key``.
+    """
     from ..audit import _genomics as gen
     from ..audit._audit import ModelEmbeddings, check_options
     from ..audit._embeddings import load_labels, split_data_spec
@@ -221,7 +196,17 @@ def _inputs(args: argparse.Namespace):
         )
     except ValueError as err:
         raise UsageError(str(err)) from err
-    return models, features, local_features, labels, thresholds, mi_options, rd_options
+    return models, {
+        "features": features,
+        "local_features": local_features,
+        "labels": labels,
+        "thresholds": thresholds,
+        "mi_options": mi_options,
+        "rd_options": rd_options,
+        "max_drop_fraction": args.max_drop_fraction,
+        "compute_rd": not args.no_rd,
+        "compute_mi": not args.no_mi,
+    }
 
 
 @one_line_errors("geomtax audit")
@@ -235,23 +220,11 @@ def main(args: argparse.Namespace) -> int:
 
     from ..audit._audit import run
 
-    models, features, local_features, labels, thresholds, mi_options, rd_options = _inputs(args)
+    models, options = _inputs(args)
     # run() checks shapes, row filtering and option names before it computes anything; an
     # option *value* is checked by the estimator that takes it.
     try:
-        report = run(
-            models,
-            features=features,
-            key=jax.random.key(args.seed),
-            local_features=local_features,
-            labels=labels,
-            thresholds=thresholds,
-            mi_options=mi_options,
-            rd_options=rd_options,
-            max_drop_fraction=args.max_drop_fraction,
-            compute_rd=not args.no_rd,
-            compute_mi=not args.no_mi,
-        )
+        report = run(models, key=jax.random.key(args.seed), **options)
     except (ValueError, TypeError) as err:  # an option value the estimator rejects
         raise UsageError(str(err)) from err
     paths = report.save(args.out, html=not args.no_html)
