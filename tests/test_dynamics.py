@@ -201,8 +201,36 @@ def test_same_key_same_data_different_key_differs(name):
     np.testing.assert_array_equal(a.observed, b.observed)
     assert not np.allclose(a.observed, c.observed)
     # batching does not change the data (per-sequence keys)
-    d = gd.generate(name, key=jax.random.key(0), num_sequences=4, seq_len=32, batch_size=3)
+    d = gd.generate(name, key=jax.random.key(0), num_sequences=4, seq_len=32, chunk_size=3)
     np.testing.assert_allclose(a.observed, d.observed, rtol=1e-6, atol=1e-6)
+
+
+def test_batch_size_is_a_deprecated_alias_of_chunk_size():
+    """0.2 renamed the generators' batch_size (rows integrated at once) to chunk_size."""
+    key = jax.random.key(3)
+    kw = dict(key=key, num_sequences=5, seq_len=16, t1=1.0)
+    new = gd.lorenz(**kw, chunk_size=2)
+    with pytest.warns(DeprecationWarning, match=r"lorenz\(batch_size=...\) is deprecated"):
+        old = gd.lorenz(**kw, batch_size=2)
+    np.testing.assert_array_equal(new.observed, old.observed)
+    np.testing.assert_array_equal(new.states, old.states)
+    with pytest.warns(DeprecationWarning, match="use chunk_size="):
+        old = gd.generate("lorenz", **kw, batch_size=2)
+    np.testing.assert_array_equal(new.observed, old.observed)
+    y0, ts = jnp.ones((3, 1)), jnp.linspace(0.0, 1.0, 4)
+    with pytest.warns(DeprecationWarning, match=r"integrate\(batch_size"):
+        old = gd.integrate(lambda t, y, args: -y, y0, ts, batch_size=2)
+    np.testing.assert_array_equal(gd.integrate(lambda t, y, a: -y, y0, ts, chunk_size=2).ys, old.ys)
+    ds = dict(seed=1, num_train=4, num_eval=3, seq_len=16, cache_dir=False)
+    with pytest.warns(DeprecationWarning, match=r"build_dataset\(batch_size"):
+        old = gd.build_dataset("waveform", **ds, batch_size=2)
+    new = gd.build_dataset("waveform", **ds, chunk_size=2)
+    np.testing.assert_array_equal(new.train_values, old.train_values)
+    np.testing.assert_array_equal(new.eval_tokens, old.eval_tokens)
+    with pytest.raises(TypeError, match="both batch_size= .deprecated. and chunk_size="):
+        gd.simulate(gd.get_system("waveform"), key=key, num_sequences=2, batch_size=1, chunk_size=1)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        gd.waveform(key=key, num_sequences=2, chunk_size=0)
 
 
 def test_lorenz_same_key_same_data(small_lorenz):

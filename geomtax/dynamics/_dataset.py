@@ -20,7 +20,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .._custom_types import KeyArray
-from ._integrate import _check_positive_int
+from ._integrate import _check_positive_int, _chunk_size_renamed
 from ._registry import generate, registered_systems
 from ._tokenize import BIN_RULES, UniformBins, uniform_bins
 
@@ -112,6 +112,7 @@ def _keys_from(seed, key):
     return k_train, k_eval, ident
 
 
+@_chunk_size_renamed
 def build_dataset(
     system: str = "lorenz",
     *,
@@ -125,7 +126,7 @@ def build_dataset(
     rule: str = "floor",
     system_options: dict[str, Any] | None = None,
     cache_dir: str | os.PathLike | None | bool = None,
-    batch_size: int | None = 4_096,
+    chunk_size: int | None = 4_096,
 ) -> Dataset:
     """Generate (or read from cache) tokenized train/eval splits of a synthetic system.
 
@@ -155,7 +156,8 @@ def build_dataset(
         rule: ``"floor"`` (geomtax) or ``"reference"`` bin rule.
         system_options: keyword options of the generator (JSON-serialisable values).
         cache_dir: cache folder, ``None`` for the default, ``False`` to disable caching.
-        batch_size: sequences integrated at once (memory bound; does not change the data).
+        chunk_size: sequences integrated at once (memory only; does not change the data).
+            ``batch_size=`` is its deprecated name.
 
     Returns:
         A :class:`Dataset`.
@@ -185,7 +187,7 @@ def build_dataset(
     if rule not in BIN_RULES:
         raise ValueError(f"unknown rule {rule!r}; expected one of {BIN_RULES}")
     options = dict(system_options or {})
-    for reserved in ("key", "num_sequences", "seq_len", "batch_size"):
+    for reserved in ("key", "num_sequences", "seq_len", "chunk_size", "batch_size"):
         if reserved in options:
             raise ValueError(f"system_options may not set {reserved!r}; use build_dataset's own")
     k_train, k_eval, ident = _keys_from(seed, key)
@@ -217,7 +219,7 @@ def build_dataset(
             key=k,
             num_sequences=n,
             seq_len=sizes["seq_len"],
-            batch_size=batch_size,
+            chunk_size=chunk_size,
             **options,
         )
         bad = ~np.asarray(tr.valid)

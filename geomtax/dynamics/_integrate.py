@@ -5,6 +5,8 @@ field); :func:`_solve_one` is the single-trajectory solve that :func:`geomtax.dy
 runs for every ODE system, built-in or registered.
 """
 
+import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -62,11 +64,45 @@ def _uniform(key, lo_hi, dtype, shape=()):
     return jax.random.uniform(key, shape, dtype, minval=lo_hi[0], maxval=lo_hi[1])
 
 
-def _map_sequences(fn, keys, batch_size):
-    """``vmap`` ``fn`` over the per-sequence keys, optionally in ``lax.map`` batches."""
-    if batch_size is None or batch_size >= keys.shape[0]:
-        return jax.vmap(fn)(keys)
-    return jax.lax.map(fn, keys, batch_size=batch_size)
+def _chunk_size_renamed(fn):
+    """Decorator: ``batch_size=`` (the 0.1 name of ``chunk_size``) still works, with a warning.
+
+    geomtax 0.2 renamed the memory-only ``batch_size`` of the generators (rows integrated at once)
+    and of :func:`geomtax.models.embed` (rows per forward pass) to ``chunk_size``, so that
+    ``batch_size`` means one thing, a training minibatch. The old keyword
+    maps to the new one with a ``DeprecationWarning`` pointing at the caller; passing both raises
+    ``TypeError``. It goes in 0.3. The signature shows only ``chunk_size``.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if "batch_size" in kwargs:
+            if "chunk_size" in kwargs:
+                raise TypeError(
+                    f"{fn.__name__}() got both batch_size= (deprecated) and chunk_size=; "
+                    "pass chunk_size= only"
+                )
+            warnings.warn(
+                f"{fn.__name__}(batch_size=...) is deprecated since geomtax 0.2 and will be "
+                "removed in 0.3; use chunk_size= (rows processed at once: memory only)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            kwargs["chunk_size"] = kwargs.pop("batch_size")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _check_chunk_size(chunk_size) -> int | None:
+    return None if chunk_size is None else _check_positive_int("chunk_size", chunk_size)
+
+
+def _map_rows(fn, xs, chunk_size):
+    """``vmap`` ``fn`` over the rows of ``xs``, or ``lax.map`` in chunks of ``chunk_size`` rows."""
+    if chunk_size is None or chunk_size >= xs.shape[0]:
+        return jax.vmap(fn)(xs)
+    return jax.lax.map(fn, xs, batch_size=chunk_size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -104,6 +140,7 @@ def _solve_one(vector_field, y0, ts, args, rtol, atol, max_steps):
     return ys, ok
 
 
+@_chunk_size_renamed
 def integrate(
     vector_field: Callable,
     y0: Float[Array, "n s"],
@@ -113,7 +150,7 @@ def integrate(
     rtol: float = 1e-6,
     atol: float = 1e-6,
     max_steps: int = 16_384,
-    batch_size: int | None = None,
+    chunk_size: int | None = None,
 ) -> IntegrationResult:
     r"""Integrate :math:`\dot y = f(t, y, \mathrm{args})` from many initial conditions.
 
@@ -129,7 +166,8 @@ def integrate(
         rtol: relative tolerance of the step controller.
         atol: absolute tolerance of the step controller.
         max_steps: step cap per trajectory; hitting it marks the row as failed.
-        batch_size: integrate at most this many rows at once (``lax.map``); ``None``: all.
+        chunk_size: integrate at most this many rows at once (``lax.map``; memory only, the
+            result does not change); ``None``: all. ``batch_size=`` is its deprecated name.
 
     Returns:
         :class:`IntegrationResult` with ``ys`` (n, T, s) (NaN rows where ``success`` is False).
@@ -153,21 +191,17 @@ def integrate(
         raise ValueError(f"ts must have shape (T,) with T >= 2, got shape {tuple(np.shape(ts))}")
     _check_tolerances(rtol, atol)
     _check_positive_int("max_steps", max_steps)
-    if batch_size is not None:
-        _check_positive_int("batch_size", batch_size)
+    chunk_size = _check_chunk_size(chunk_size)
     y0 = jnp.asarray(y0)
     dt = y0.dtype if jnp.issubdtype(y0.dtype, jnp.floating) else jnp.result_type(float)
     tol = (jnp.asarray(rtol, dt), jnp.asarray(atol, dt))
-    return _integrate_jit(vector_field, y0, jnp.asarray(ts), args, *tol, max_steps, batch_size)
+    return _integrate_jit(vector_field, y0, jnp.asarray(ts), args, *tol, max_steps, chunk_size)
 
 
 @eqx.filter_jit
-def _integrate_jit(vector_field, y0, ts, args, rtol, atol, max_steps, batch_size):
+def _integrate_jit(vector_field, y0, ts, args, rtol, atol, max_steps, chunk_size):
     def one(y):
         return _solve_one(vector_field, y, ts, args, rtol, atol, max_steps)
 
-    if batch_size is None or batch_size >= y0.shape[0]:
-        ys, ok = jax.vmap(one)(y0)
-    else:
-        ys, ok = jax.lax.map(one, y0, batch_size=batch_size)
+    ys, ok = _map_rows(one, y0, chunk_size)
     return IntegrationResult(ys=ys, success=ok)

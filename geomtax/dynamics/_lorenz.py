@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from .._custom_types import KeyArray
-from ._integrate import _check_positive_int, _check_range
+from ._integrate import _check_positive_int, _check_range, _chunk_size_renamed
 from ._system import System, Trajectories, simulate
 
 _LORENZ_PARAMS = {
@@ -116,6 +116,7 @@ COUPLED_LORENZ = System(
 )
 
 
+@_chunk_size_renamed
 def lorenz(
     *,
     key: KeyArray,
@@ -131,7 +132,7 @@ def lorenz(
     atol: float = 1e-6,
     max_steps: int = 16_384,
     max_retries: int = 8,
-    batch_size: int | None = None,
+    chunk_size: int | None = None,
     dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
     r"""Lorenz system, x coordinate observed (docs/reference/systems.md#generators, ``lorenz_x``).
@@ -160,7 +161,8 @@ def lorenz(
         atol: absolute tolerance of the step controller.
         max_steps: step cap per trajectory.
         max_retries: re-draws allowed per failing row.
-        batch_size: integrate at most this many sequences at once (``None``: all).
+        chunk_size: integrate at most this many sequences at once (memory only; ``None``:
+            all). ``batch_size=`` is its deprecated name.
         dtype: floating dtype of the output.
 
     Returns:
@@ -178,26 +180,10 @@ def lorenz(
         >>> bool((tr.observed[:, 0] == tr.params["x0"]).all())
         True
     """
-    return simulate(
-        LORENZ,
-        key=key,
-        num_sequences=num_sequences,
-        seq_len=seq_len,
-        t1=t1,
-        sigma=sigma,
-        rho=rho,
-        beta=beta,
-        xy_range=xy_range,
-        z_range=z_range,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        max_retries=max_retries,
-        batch_size=batch_size,
-        dtype=dtype,
-    )
+    return simulate(LORENZ, **locals())  # every argument, unchanged
 
 
+@_chunk_size_renamed
 def coupled_lorenz(
     *,
     key: KeyArray,
@@ -215,7 +201,7 @@ def coupled_lorenz(
     atol: float = 1e-6,
     max_steps: int = 16_384,
     max_retries: int = 8,
-    batch_size: int | None = None,
+    chunk_size: int | None = None,
     dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
     r"""Ring of diffusively coupled Lorenz oscillators (``coupled_lorenz``).
@@ -250,7 +236,8 @@ def coupled_lorenz(
         atol: absolute tolerance of the step controller.
         max_steps: step cap per trajectory.
         max_retries: re-draws allowed per failing row.
-        batch_size: integrate at most this many sequences at once (``None``: all).
+        chunk_size: integrate at most this many sequences at once (memory only; ``None``:
+            all). ``batch_size=`` is its deprecated name.
         dtype: floating dtype of the output.
 
     Returns:
@@ -268,23 +255,4 @@ def coupled_lorenz(
         >>> c.observed.shape, c.states.shape, c.segment_ids.tolist()
         ((2, 12), (2, 5, 9), [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2])
     """
-    return simulate(
-        COUPLED_LORENZ,
-        key=key,
-        num_sequences=num_sequences,
-        seq_len=seq_len,
-        t1=t1,
-        num_oscillators=num_oscillators,
-        eps=eps,
-        sigma=sigma,
-        rho=rho,
-        beta=beta,
-        xy_range=xy_range,
-        z_range=z_range,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        max_retries=max_retries,
-        batch_size=batch_size,
-        dtype=dtype,
-    )
+    return simulate(COUPLED_LORENZ, **locals())  # every argument, unchanged

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from .._custom_types import KeyArray
-from ._integrate import _check_range, _uniform
+from ._integrate import _check_range, _chunk_size_renamed, _uniform
 from ._system import System, Trajectories, simulate
 
 
@@ -64,6 +64,7 @@ DAMPED_OSCILLATOR = System(
 )
 
 
+@_chunk_size_renamed
 def damped_oscillator(
     *,
     key: KeyArray,
@@ -77,7 +78,7 @@ def damped_oscillator(
     rtol: float = 1e-6,
     atol: float = 1e-6,
     max_steps: int = 16_384,
-    batch_size: int | None = None,
+    chunk_size: int | None = None,
     dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
     r"""Damped oscillator (docs/reference/systems.md#generators, ``damped_oscillator``).
@@ -106,7 +107,8 @@ def damped_oscillator(
         rtol: relative tolerance (``"ode"`` only).
         atol: absolute tolerance (``"ode"`` only).
         max_steps: step cap per trajectory (``"ode"`` only).
-        batch_size: generate at most this many sequences at once (``None``: all).
+        chunk_size: generate at most this many sequences at once (memory only; ``None``:
+            all). ``batch_size=`` is its deprecated name.
         dtype: floating dtype of the output.
 
     Returns:
@@ -125,19 +127,4 @@ def damped_oscillator(
         ...          * jax.numpy.cos(d.params["phase"][0])) < 1e-5)
         True
     """
-    return simulate(
-        DAMPED_OSCILLATOR,
-        key=key,
-        num_sequences=num_sequences,
-        seq_len=seq_len,
-        t1=t1,
-        method=method,
-        amplitude_range=amplitude_range,
-        gamma_range=gamma_range,
-        omega_range=omega_range,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        dtype=dtype,
-    )
+    return simulate(DAMPED_OSCILLATOR, **locals())  # every argument, unchanged

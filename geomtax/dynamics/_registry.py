@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from .._custom_types import KeyArray
-from ._integrate import _check_nonneg_int, _check_positive_int
+from ._integrate import _check_nonneg_int, _check_positive_int, _chunk_size_renamed
 from ._lorenz import COUPLED_LORENZ, LORENZ
 from ._oscillator import DAMPED_OSCILLATOR
 from ._system import System, Trajectories, simulate
@@ -208,6 +208,7 @@ def registered_systems() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+@_chunk_size_renamed
 def generate(
     system: str | System,
     *,
@@ -219,7 +220,7 @@ def generate(
     """Generate ``num_sequences`` sequences of a named system (built-in or registered).
 
     ``simulate(get_system(system), ...)``: ``options`` are :func:`simulate`'s solver options
-    (``rtol``, ``t1``, ``batch_size``, ...) and the system's parameters (e.g.
+    (``rtol``, ``t1``, ``chunk_size``, ...) and the system's parameters (e.g.
     ``num_oscillators=3``, ``rho=20.0``).
 
     Args:

@@ -8,7 +8,7 @@ parameter values. :func:`simulate` runs any of them through one jitted pipeline
 
 Randomness: the key is split once into one key per sequence (``jax.random.split(key, n)``), and
 everything about sequence ``i`` (parameters, initial condition, re-draws) is derived from its own
-key. Results therefore do not depend on ``batch_size``.
+key. Results therefore do not depend on ``chunk_size``.
 
 Parameters: numeric parameters (``sigma``, ``rho``, ranges such as ``xy_range``, a user system's
 ``args``) are converted to arrays and **traced**, so a new value does not recompile; only the
@@ -38,11 +38,13 @@ from jaxtyping import Array, Bool, Float, Int
 from .._custom_types import KeyArray
 from .._errors import check_choice, is_traced
 from ._integrate import (
+    _check_chunk_size,
     _check_key,
     _check_nonneg_int,
     _check_positive_int,
     _check_tolerances,
-    _map_sequences,
+    _chunk_size_renamed,
+    _map_rows,
     _solve_one,
     _time_grid,
 )
@@ -235,6 +237,7 @@ def _resolve_solver(system: System, options: dict) -> dict:
     return out
 
 
+@_chunk_size_renamed
 def simulate(
     system: System,
     *,
@@ -247,7 +250,7 @@ def simulate(
     atol: float | None = None,
     max_steps: int | None = None,
     max_retries: int | None = None,
-    batch_size: int | None = None,
+    chunk_size: int | None = None,
     dtype: DTypeLike = jnp.float32,
     **params: Any,
 ) -> Trajectories:
@@ -271,7 +274,8 @@ def simulate(
         atol: absolute tolerance of the step controller (default 1e-6; ODE systems only).
         max_steps: step cap per trajectory (default 16,384; ODE systems only).
         max_retries: re-draws allowed per failing row (default 8; systems that re-draw only).
-        batch_size: simulate at most this many sequences at once (``None``: all).
+        chunk_size: simulate at most this many sequences at once (memory only, the data do
+            not change; ``None``: all). ``batch_size=`` is its deprecated name.
         dtype: floating dtype of the output.
         **params: the system's parameters (``system.defaults`` lists them; e.g. ``rho=20.0``,
             ``num_oscillators=3``, or ``args=(...)`` for a registered vector field).
@@ -305,8 +309,7 @@ def simulate(
         system,
         {"rtol": rtol, "atol": atol, "max_steps": max_steps, "max_retries": max_retries},
     )
-    if batch_size is not None:
-        batch_size = _check_positive_int("batch_size", batch_size)
+    chunk_size = _check_chunk_size(chunk_size)
     unknown = sorted(set(params) - set(system.defaults))
     if unknown:
         raise TypeError(
@@ -337,7 +340,7 @@ def simulate(
     if method == "ode":  # (rtol, atol, max_steps, max_retries or None when not re-drawing)
         tol = (jnp.asarray(solver["rtol"], dtype), jnp.asarray(solver["atol"], dtype))
         ode = (*tol, solver["max_steps"], solver["max_retries"] if system.redraw else None)
-    out = _simulate_jit(system, key, ts, traced, static, n, seq_len, ode, batch_size, dtype)
+    out = _simulate_jit(system, key, ts, traced, static, n, seq_len, ode, chunk_size, dtype)
     if out.observed.shape != (n, seq_len):
         raise ValueError(
             f"observe must map (T, s) to (T,); got observed shape {out.observed.shape}"
@@ -346,7 +349,7 @@ def simulate(
 
 
 @eqx.filter_jit
-def _simulate_jit(system, key, ts, traced, static, n, seq_len, ode, batch_size, dtype):
+def _simulate_jit(system, key, ts, traced, static, n, seq_len, ode, chunk_size, dtype):
     rtol, atol, max_steps, max_retries = (None,) * 4 if ode is None else ode
     params = {**dict(static), **traced}
 
@@ -391,7 +394,7 @@ def _simulate_jit(system, key, ts, traced, static, n, seq_len, ode, batch_size, 
         attempts, info, ys, ok = jax.lax.while_loop(cond, body, init)
         return ys, info, ok, attempts - 1
 
-    states, info, ok, redraws = _map_sequences(one, jax.random.split(key, n), batch_size)
+    states, info, ok, redraws = _map_rows(one, jax.random.split(key, n), chunk_size)
     observe = _first_coordinate if system.observe is None else system.observe
     observed, obs_ts, segment_ids = observe(states, ts, seq_len, params)
     return Trajectories(

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from .._custom_types import KeyArray
-from ._integrate import _check_range, _uniform
+from ._integrate import _check_range, _chunk_size_renamed, _uniform
 from ._system import System, Trajectories, simulate
 
 
@@ -62,6 +62,7 @@ WAVEFORM = System(
 )
 
 
+@_chunk_size_renamed
 def waveform(
     *,
     key: KeyArray,
@@ -71,7 +72,7 @@ def waveform(
     num_components_range: tuple[int, int] = (3, 5),
     frequency_range: tuple[float, float] = (0.5, 50.0),
     amplitude_range: tuple[float, float] = (0.1, 1.0),
-    batch_size: int | None = None,
+    chunk_size: int | None = None,
     dtype: DTypeLike = jnp.float32,
 ) -> Trajectories:
     r"""Superposed sines (docs/reference/systems.md#generators, ``waveform``).
@@ -90,7 +91,8 @@ def waveform(
         num_components_range: inclusive integer range of J.
         frequency_range: range of f (Hz, cycles per unit time).
         amplitude_range: range of a.
-        batch_size: generate at most this many sequences at once (``None``: all).
+        chunk_size: generate at most this many sequences at once (memory only; ``None``:
+            all). ``batch_size=`` is its deprecated name.
         dtype: floating dtype of the output.
 
     Returns:
@@ -106,15 +108,4 @@ def waveform(
         >>> w.observed.shape, w.states is None, w.params["frequency"].shape
         ((3, 64), True, (3, 5))
     """
-    return simulate(
-        WAVEFORM,
-        key=key,
-        num_sequences=num_sequences,
-        seq_len=seq_len,
-        t1=t1,
-        num_components_range=num_components_range,
-        frequency_range=frequency_range,
-        amplitude_range=amplitude_range,
-        batch_size=batch_size,
-        dtype=dtype,
-    )
+    return simulate(WAVEFORM, **locals())  # every argument, unchanged

@@ -72,7 +72,7 @@ def load_system_data(config: AblationConfig, system: str, seed: int) -> SystemDa
         num_bins=config.num_bins,
         system_options=options,
         cache_dir=False,
-        batch_size=None,
+        chunk_size=None,
     )
     train_all = jnp.asarray(ds.train_values, jnp.float32)
     eval_raw = jnp.asarray(ds.eval_values, jnp.float32)
