@@ -382,8 +382,8 @@ def test_feature_split_stability_structure_vs_noise():
     z = rng.normal(size=(40, 3))
     structured = np.tile(z, (1, 10)) + 0.05 * rng.normal(size=(40, 30))
     noise = rng.normal(size=(40, 200))
-    hi = gg.feature_split_stability(structured, key=jax.random.key(0), n_splits=5)
-    lo = gg.feature_split_stability(noise, key=jax.random.key(1), n_splits=5)
+    hi = gg.feature_split_stability(structured, key=jax.random.key(0), num_splits=5)
+    lo = gg.feature_split_stability(noise, key=jax.random.key(1), num_splits=5)
     assert float(hi.value) > 0.9 and int(hi.n_valid) == 5
     assert abs(float(lo.value)) < 0.15
 
@@ -391,9 +391,9 @@ def test_feature_split_stability_structure_vs_noise():
 @pytest.mark.slow
 def test_sample_split_and_anchor_are_bounded():
     x = _rng(19).normal(size=(60, 6)).astype(np.float32)
-    s = gg.sample_split_stability(x, key=jax.random.key(0), n_splits=3)
+    s = gg.sample_split_stability(x, key=jax.random.key(0), num_splits=3)
     assert -1 <= float(s.value) <= 1 and int(s.n_valid) == 3
-    a = gg.anchor_stability(x, key=jax.random.key(1), n_splits=2, n_anchors=10, n_set=20)
+    a = gg.anchor_stability(x, key=jax.random.key(1), num_splits=2, num_anchors=10, num_set_rows=20)
     assert -1 <= float(a.value) <= 1
     with pytest.raises(ValueError, match="at least 500 rows"):
         gg.anchor_stability(x, key=jax.random.key(1))
@@ -427,13 +427,13 @@ def test_perturbation_coherence_and_effect_size_match_numpy():
 def test_composite_is_mean_of_components():
     x = _rng(21).normal(size=(50, 8)).astype(np.float32)
     xp = x + 0.3 * _rng(22).normal(size=(50, 8)).astype(np.float32)
-    r = gg.composite_stability(x, xp, key=jax.random.key(0), n_splits=3)
+    r = gg.composite_stability(x, xp, key=jax.random.key(0), num_splits=3)
     parts = np.array([r.feature_split, r.sample_split, r.anchor, r.rdm_similarity])
     assert np.isnan(parts[2]) and int(r.n_terms) == 3  # anchor needs n >= 500
     np.testing.assert_allclose(r.value, np.nanmean(parts), atol=1e-6)
     exact = gg.rdm_similarity(x, xp).value
     np.testing.assert_allclose(r.rdm_similarity, exact, atol=1e-5)
-    i = gg.identifiable_composite_stability(x, xp, key=jax.random.key(0), n_splits=3)
+    i = gg.identifiable_composite_stability(x, xp, key=jax.random.key(0), num_splits=3)
     assert int(i.n_terms) == 2 and np.isnan(float(i.sample_split))
     np.testing.assert_allclose(i.value, (i.feature_split + i.rdm_similarity) / 2, atol=1e-6)
 
@@ -446,7 +446,9 @@ def test_report_matches_individual_metrics(block_size):
     rng = _rng(23)
     x = rng.normal(size=(50, 6)).astype(np.float32)
     y = (x[:, :4] + 0.3 * rng.normal(size=(50, 4))).astype(np.float32)
-    rep = gg.distortion_report(x, y, key=jax.random.key(0), k=5, block_size=block_size, n_splits=2)
+    rep = gg.distortion_report(
+        x, y, key=jax.random.key(0), k=5, block_size=block_size, num_splits=2
+    )
     expect = {
         "procrustes_distortion": gg.procrustes_distortion(x, y).value,
         "procrustes_disparity": gg.procrustes_disparity(x, y).value,

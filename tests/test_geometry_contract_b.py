@@ -5,6 +5,7 @@ scikit-learn ``trustworthiness``, closed forms, and the invariances the metrics 
 (translation by 1e6 and scale by 1e-30 / 1e30 in float32, compared with the unshifted data).
 """
 
+import inspect
 import os
 import subprocess
 import sys
@@ -266,10 +267,10 @@ def _all_metric_calls():
         ),
         "perturbation_effect_size": lambda x, y: gg.perturbation_effect_size(x, y, throw=False),
         "feature_split_stability": lambda x, y: gg.feature_split_stability(
-            x, key=k, n_splits=2, throw=False
+            x, key=k, num_splits=2, throw=False
         ),
         "identifiable_composite_stability": lambda x, y: gg.identifiable_composite_stability(
-            x, y, key=k, n_splits=2, throw=False
+            x, y, key=k, num_splits=2, throw=False
         ),
     }
 
@@ -296,7 +297,7 @@ def test_nonfinite_input_gives_nan_and_status_under_jit(name):
     # throw=True: one line naming the function and the status
     public = getattr(gg, name)
     with pytest.raises(gt.StatusError, match=f"^{name}: nonfinite_input"):
-        kwargs = {"key": KEY, "n_splits": 2} if "stability" in name else {}
+        kwargs = {"key": KEY, "num_splits": 2} if "stability" in name else {}
         if name in NEIGHBOR_FNS or name == "neighbor_scores":
             kwargs["k"] = 3
         if name == "feature_split_stability":
@@ -410,35 +411,51 @@ def test_feature_split_stability_invariances(metric):
     rng = _rng(100)
     z = rng.normal(size=(40, 2))
     x = (np.tile(z, (1, 4)) + 0.3 * rng.normal(size=(40, 8))).astype(np.float32) * 300
-    base = gg.feature_split_stability(x, key=KEY, n_splits=3, metric=metric)
-    got = gg.feature_split_stability(x * np.float32(1e30), key=KEY, n_splits=3, metric=metric)
+    base = gg.feature_split_stability(x, key=KEY, num_splits=3, metric=metric)
+    got = gg.feature_split_stability(x * np.float32(1e30), key=KEY, num_splits=3, metric=metric)
     np.testing.assert_allclose(float(got.value), float(base.value), atol=1e-5)
-    got = gg.feature_split_stability(x * np.float32(1e-30), key=KEY, n_splits=3, metric=metric)
+    got = gg.feature_split_stability(x * np.float32(1e-30), key=KEY, num_splits=3, metric=metric)
     np.testing.assert_allclose(float(got.value), float(base.value), atol=1e-5)
     if metric == "euclidean":
         xi = np.round(x)
-        b = gg.feature_split_stability(xi, key=KEY, n_splits=3, metric=metric).value
-        got = gg.feature_split_stability(xi + 1e6, key=KEY, n_splits=3, metric=metric).value
+        b = gg.feature_split_stability(xi, key=KEY, num_splits=3, metric=metric).value
+        got = gg.feature_split_stability(xi + 1e6, key=KEY, num_splits=3, metric=metric).value
         np.testing.assert_allclose(float(got), float(b), atol=1e-5)
 
 
 def test_stability_options_validated_before_work():
     x = _rng(101).normal(size=(30, 6))
-    with pytest.raises(TypeError, match="n_splits"):
-        gg.feature_split_stability(x, key=KEY, n_splits=2.0)
-    with pytest.raises(TypeError, match="n_splits"):
-        gg.sample_split_stability(x, key=KEY, n_splits=True)
+    with pytest.raises(TypeError, match="num_splits"):
+        gg.feature_split_stability(x, key=KEY, num_splits=2.0)
+    with pytest.raises(TypeError, match="num_splits"):
+        gg.sample_split_stability(x, key=KEY, num_splits=True)
     with pytest.raises(ValueError, match="fraction"):
         gg.sample_split_stability(x, key=KEY, fraction=float("nan"))
     with pytest.raises(TypeError, match="complex"):
         gg.feature_split_stability(x + 1j, key=KEY)
-    r = gg.feature_split_stability(x, key=KEY, n_splits=np.int64(2))
+    r = gg.feature_split_stability(x, key=KEY, num_splits=np.int64(2))
     assert int(r.n_valid) == 2
     z = np.zeros((30, 6))
     z[:, :3] = x[:, :3]
     z[5] = 0.0
-    s = gg.sample_split_stability(z, key=KEY, n_splits=2, throw=False)  # zero-norm row, cosine
+    s = gg.sample_split_stability(z, key=KEY, num_splits=2, throw=False)  # zero-norm row, cosine
     assert s.status_name == "degenerate_input"
+
+
+def test_old_count_option_names_warn_and_give_the_same_value():
+    """0.2 renamed the n_* counts to num_*; the old keywords still work for one release."""
+    x = _rng(102).normal(size=(24, 6)).astype(np.float32)
+    new = gg.anchor_stability(x, key=KEY, num_splits=2, num_anchors=4, num_set_rows=10)
+    with pytest.warns(DeprecationWarning, match=r"anchor_stability\(n_set=\.\.\.\).*num_set_rows"):
+        old = gg.anchor_stability(x, key=KEY, n_splits=2, n_anchors=4, n_set=10)
+    assert float(old.value) == float(new.value) and int(old.n_valid) == 2
+    with pytest.warns(DeprecationWarning, match="use num_splits="):
+        old = gg.feature_split_stability(x, key=KEY, n_splits=2)
+    assert float(old.value) == float(gg.feature_split_stability(x, key=KEY, num_splits=2).value)
+    with pytest.raises(TypeError, match="both n_splits="):
+        gg.feature_split_stability(x, key=KEY, n_splits=2, num_splits=2)
+    params = inspect.signature(gg.distortion_report).parameters
+    assert "num_splits" in params and "n_splits" not in params
 
 
 def test_eqx_on_error_nan_mode_still_flags_nonfinite_input():
@@ -480,7 +497,7 @@ def test_knn_search_50k_points_at_defaults_runs():
 def test_report_status_per_metric_and_nonfinite_under_jit():
     x, y = _pair(110, n=24)
     const = np.full_like(y, 2.5)
-    rep = gg.distortion_report(x, const, key=KEY, k=3, n_splits=2, throw=False)
+    rep = gg.distortion_report(x, const, key=KEY, k=3, num_splits=2, throw=False)
     d = rep.to_dict()
     assert d["status"] == "degenerate_input"
     assert d["statuses"]["trustworthiness"] == "degenerate_input"
@@ -488,10 +505,10 @@ def test_report_status_per_metric_and_nonfinite_under_jit():
     assert np.isnan(d["trustworthiness"]) and np.isfinite(d["stress"])
     msg = "distortion_report: degenerate_input.*trustworthiness"
     with pytest.raises(gt.StatusError, match=msg):
-        gg.distortion_report(x, const, key=KEY, k=3, n_splits=2)
+        gg.distortion_report(x, const, key=KEY, k=3, num_splits=2)
     xb = x.copy()
     xb[0, 0] = np.inf
-    fn = jax.jit(lambda a, b: gg.distortion_report(a, b, key=KEY, k=3, n_splits=2, throw=False))
+    fn = jax.jit(lambda a, b: gg.distortion_report(a, b, key=KEY, k=3, num_splits=2, throw=False))
     d = fn(xb, y).to_dict()
     assert set(d["statuses"].values()) == {"nonfinite_input"} and d["status"] == "nonfinite_input"
     for name in ("trustworthiness", "stress", "bilipschitz", "procrustes_distortion"):
@@ -500,8 +517,8 @@ def test_report_status_per_metric_and_nonfinite_under_jit():
 
 def test_report_translation_invariant_in_float32():
     x, y = _pair(111, n=40)
-    base = gg.distortion_report(x, y, key=KEY, k=4, n_splits=0).to_dict()
-    got = gg.distortion_report(x + 1e6, y - 1e6, key=KEY, k=4, n_splits=0).to_dict()
+    base = gg.distortion_report(x, y, key=KEY, k=4, num_splits=0).to_dict()
+    got = gg.distortion_report(x + 1e6, y - 1e6, key=KEY, k=4, num_splits=0).to_dict()
     for name in ("trustworthiness", "continuity", "knn_overlap", "knn_jaccard"):
         assert got[name] == pytest.approx(base[name], abs=1e-6), name
     for name in ("stress", "bilipschitz"):

@@ -175,7 +175,7 @@ def test_report_equals_the_standalone_functions(x64):
     x, y = _data()
     y = y.at[7].set(y[8])  # a duplicate pair: exercises the bi-Lipschitz collapse rule
     key = jax.random.key(5)
-    rep = gg.distortion_report(x, y, key=key, k=_K, n_splits=2, block_size=8)
+    rep = gg.distortion_report(x, y, key=key, k=_K, num_splits=2, block_size=8)
     _, kf = jax.random.split(key)
     bil = gg.bilipschitz_distortion(x, y)
     want = {
@@ -190,7 +190,7 @@ def test_report_equals_the_standalone_functions(x64):
         "stress": gg.stress(x, y).value,
         "bilipschitz": bil.distortion,
         "feature_split_stability": gg.feature_split_stability(
-            y, key=kf, n_splits=2, metric="cosine", max_samples=1000
+            y, key=kf, num_splits=2, metric="cosine", max_samples=1000
         ).value,
     }
     for field, value in want.items():
@@ -261,7 +261,7 @@ def test_a_metric_added_to_the_table_gets_its_tests_and_report_row(monkeypatch, 
     check_invariances(TOY, x, y)  # the generated property tests, on the new row
     check_gradient(TOY, x, y)
     assert float(TOY.evaluate(x, x, KEY)) == 1.0
-    rep = gg.distortion_report(x, y, key=KEY, k=_K, n_splits=0, block_size=8)
+    rep = gg.distortion_report(x, y, key=KEY, k=_K, num_splits=0, block_size=8)
     assert float(rep.extra["nearest_hit"]) == pytest.approx(float(nearest_hit(x, y).value))
     assert rep.to_dict()["nearest_hit"] == pytest.approx(float(nearest_hit(x, y).value))
     assert rep.to_dict()["statuses"]["nearest_hit"] == "ok"

@@ -39,15 +39,15 @@ ROWS = {
     "stress": (lambda x, y: gg.stress(x, y, block_size=5).value, True),
     "bilipschitz_distortion": (lambda x, y: gg.bilipschitz_distortion(x, y), False),
     "feature_split_stability": (
-        lambda x, y: gg.feature_split_stability(x, key=K0, n_splits=2),
+        lambda x, y: gg.feature_split_stability(x, key=K0, num_splits=2),
         False,
     ),
     "sample_split_stability": (
-        lambda x, y: gg.sample_split_stability(x, key=K0, n_splits=2),
+        lambda x, y: gg.sample_split_stability(x, key=K0, num_splits=2),
         False,
     ),
     "anchor_stability": (
-        lambda x, y: gg.anchor_stability(x, key=K0, n_splits=2, n_anchors=2, n_set=4),
+        lambda x, y: gg.anchor_stability(x, key=K0, num_splits=2, num_anchors=2, num_set_rows=4),
         False,
     ),
     "perturbation_coherence": (lambda x, y: gg.perturbation_coherence(x, y), False),
@@ -57,15 +57,15 @@ ROWS = {
     ),
     "perturbation_effect_size": (lambda x, y: gg.perturbation_effect_size(x, y).value, True),
     "composite_stability": (
-        lambda x, y: gg.composite_stability(x, y, key=K0, n_splits=2),
+        lambda x, y: gg.composite_stability(x, y, key=K0, num_splits=2),
         False,
     ),
     "identifiable_composite_stability": (
-        lambda x, y: gg.identifiable_composite_stability(x, y, key=K0, n_splits=2),
+        lambda x, y: gg.identifiable_composite_stability(x, y, key=K0, num_splits=2),
         False,
     ),
     "distortion_report": (
-        lambda x, y: gg.distortion_report(x, y, key=K0, k=3, n_splits=2),
+        lambda x, y: gg.distortion_report(x, y, key=K0, k=3, num_splits=2),
         False,
     ),
 }

@@ -15,7 +15,14 @@ from jaxtyping import Array, Float, Int
 from .._custom_types import KeyArray, Samples
 from .._errors import check_int
 from .._status import AbstractResult, Status, finish, nan_unless_ok, select
-from ._checks import nondifferentiable, prepare_paired_flagged, zero_nonfinite, zero_norm_mask
+from ._checks import (
+    check_same_columns,
+    nondifferentiable,
+    prepare_paired_flagged,
+    renamed_options,
+    zero_nonfinite,
+    zero_norm_mask,
+)
 from ._ranks import spearman
 from ._stability import (
     ZERO_NORM_DETAIL,
@@ -54,7 +61,7 @@ class CompositeResult(AbstractResult):
     status: object
 
 
-def _composite(xc, xp, finite, key, *, n_splits, metric, max_samples, parts):
+def _composite(xc, xp, finite, key, *, num_splits, metric, max_samples, parts):
     k0, k1, k2, k3 = jax.random.split(key, 4)
     xc, xp = zero_nonfinite(xc, finite), zero_nonfinite(xp, finite)
     n = xc.shape[0]
@@ -65,7 +72,7 @@ def _composite(xc, xp, finite, key, *, n_splits, metric, max_samples, parts):
     zero = zero_norm_mask(xc, metric) | zero_norm_mask(xp, metric)
     nan = jnp.full((), jnp.nan, xc.dtype)
     fs = _feature_split(
-        xc, finite, k1, n_splits=n_splits, metric=metric, max_samples=None, rm=_rm("auto", n)
+        xc, finite, k1, num_splits=num_splits, metric=metric, max_samples=None, rm=_rm("auto", n)
     ).value
     u, v = _crdm(xc, metric), _crdm(xp, metric)
     rho, constant, _ = spearman(u, v, rank_method=_rm("auto", n))
@@ -75,11 +82,11 @@ def _composite(xc, xp, finite, key, *, n_splits, metric, max_samples, parts):
     if "sample" in parts:
         m = int(0.4 * n)
         ss = _sample_split(
-            xc, finite, k2, n_splits=n_splits, m=m, metric=metric, rm=_rm("auto", m)
+            xc, finite, k2, num_splits=num_splits, m=m, metric=metric, rm=_rm("auto", m)
         ).value
         included.append(ss)
     if "anchor" in parts and n >= 500:
-        an = _anchor(xc, finite, k3, n_splits=n_splits, na=100, ns=200, metric=metric).value
+        an = _anchor(xc, finite, k3, num_splits=num_splits, na=100, ns=200, metric=metric).value
         included.append(an)
     terms = jnp.stack(included)
     undefined = jnp.any(jnp.isnan(terms)) | zero
@@ -96,8 +103,11 @@ def _composite(xc, xp, finite, key, *, n_splits, metric, max_samples, parts):
     )
 
 
-def _composite_prep(x_clean, x_perturbed, key, metric, n_splits, max_samples, throw, what):
-    n_splits = _split_options(key, n_splits, metric, None, throw)
+def _composite_public(
+    x_clean, x_perturbed, key, *, num_splits, metric, max_samples, throw, what, parts
+):
+    """Static checks, the jitted composite and the status contract (both public composites)."""
+    num_splits = _split_options(key, num_splits, metric, None, throw)
     if max_samples is not None:
         max_samples = check_int("max_samples", max_samples, minimum=10)
     xc, xp, finite = prepare_paired_flagged(
@@ -109,23 +119,29 @@ def _composite_prep(x_clean, x_perturbed, key, metric, n_splits, max_samples, th
     )
     if xc.shape[1] < 4:
         raise ValueError(f"composite stability needs d >= 4 features; got shape {xc.shape}")
-    if xc.shape[1] != xp.shape[1]:
-        raise ValueError(
-            f"composite stability needs equal shapes; got {tuple(xc.shape)} and {tuple(xp.shape)}"
-        )
+    check_same_columns(xc, xp, "composite stability", names=("x_clean", "x_perturbed"))
     xc, xp = nondifferentiable(xc, what), nondifferentiable(xp, what)
-    return xc, xp, finite, n_splits, max_samples
+    result = _composite_impl(
+        xc,
+        xp,
+        finite,
+        key,
+        num_splits=num_splits,
+        metric=metric,
+        max_samples=max_samples,
+        parts=parts,
+    )
+    detail = f"a component is undefined (constant data or RDM), or {ZERO_NORM_DETAIL}"
+    return finish(result, throw=throw, function=what, details={"degenerate_input": detail})
 
 
-_COMPOSITE_DETAIL = f"a component is undefined (constant data or RDM), or {ZERO_NORM_DETAIL}"
-
-
+@renamed_options(n_splits="num_splits")
 def composite_stability(
     x_clean: Samples,
     x_perturbed: Samples,
     *,
     key: KeyArray,
-    n_splits: int = 30,
+    num_splits: int = 30,
     metric: str = "cosine",
     max_samples: int | None = 1600,
     throw: bool = True,
@@ -155,37 +171,30 @@ def composite_stability(
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (40, 6))
-        >>> r = composite_stability(x, 2.0 * x, key=jax.random.key(1), n_splits=3)
+        >>> r = composite_stability(x, 2.0 * x, key=jax.random.key(1), num_splits=3)
         >>> int(r.n_terms), round(float(r.rdm_similarity), 4)
         (3, 1.0)
     """
-    xc, xp, finite, n_splits, max_samples = _composite_prep(
-        x_clean, x_perturbed, key, metric, n_splits, max_samples, throw, "composite_stability"
-    )
-    result = _composite_impl(
-        xc,
-        xp,
-        finite,
+    return _composite_public(
+        x_clean,
+        x_perturbed,
         key,
-        n_splits=n_splits,
+        num_splits=num_splits,
         metric=metric,
         max_samples=max_samples,
+        throw=throw,
+        what="composite_stability",
         parts=("sample", "anchor"),
     )
-    return finish(
-        result,
-        throw=throw,
-        function="composite_stability",
-        details={"degenerate_input": _COMPOSITE_DETAIL},
-    )
 
 
+@renamed_options(n_splits="num_splits")
 def identifiable_composite_stability(
     x_clean: Samples,
     x_perturbed: Samples,
     *,
     key: KeyArray,
-    n_splits: int = 30,
+    num_splits: int = 30,
     metric: str = "cosine",
     max_samples: int | None = 1600,
     throw: bool = True,
@@ -201,28 +210,20 @@ def identifiable_composite_stability(
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (40, 6))
-        >>> r = identifiable_composite_stability(x, x, key=jax.random.key(1), n_splits=3)
+        >>> r = identifiable_composite_stability(x, x, key=jax.random.key(1), num_splits=3)
         >>> int(r.n_terms)
         2
     """
-    xc, xp, finite, n_splits, max_samples = _composite_prep(
+    return _composite_public(
         x_clean,
         x_perturbed,
         key,
-        metric,
-        n_splits,
-        max_samples,
-        throw,
-        "identifiable_composite_stability",
-    )
-    result = _composite_impl(
-        xc, xp, finite, key, n_splits=n_splits, metric=metric, max_samples=max_samples, parts=()
-    )
-    return finish(
-        result,
+        num_splits=num_splits,
+        metric=metric,
+        max_samples=max_samples,
         throw=throw,
-        function="identifiable_composite_stability",
-        details={"degenerate_input": _COMPOSITE_DETAIL},
+        what="identifiable_composite_stability",
+        parts=(),
     )
 
 

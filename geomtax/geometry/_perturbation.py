@@ -17,7 +17,12 @@ from jaxtyping import Array, Float, Int
 from .._custom_types import KeyArray, Samples
 from .._errors import check_bool, check_int
 from .._status import AbstractResult, Estimate, Status, finish, nan_unless_ok, select
-from ._checks import prepare_paired_flagged, prepare_single_flagged, zero_nonfinite
+from ._checks import (
+    check_same_columns,
+    prepare_paired_flagged,
+    prepare_single_flagged,
+    zero_nonfinite,
+)
 from ._stability import _key_check, _subsample
 
 #: shift norms at most this many float eps times the data's magnitude (times sqrt(d)) count as
@@ -82,16 +87,30 @@ def _magnitude(*xs):
 def _unpaired(x_clean, x_perturbed, what):
     xc, fc = prepare_single_flagged("x_clean", x_clean, min_rows=1, what=what)
     xp, fp = prepare_single_flagged("x_perturbed", x_perturbed, min_rows=1, what=what)
-    if xc.shape[1] != xp.shape[1]:
-        raise ValueError(
-            f"{what} needs the same number of columns; got x_clean {tuple(xc.shape)} and "
-            f"x_perturbed {tuple(xp.shape)}"
-        )
+    check_same_columns(xc, xp, what, names=_NAMES)
     dtype = jnp.promote_types(xc.dtype, xp.dtype)
     return xc.astype(dtype), xp.astype(dtype), fc & fp
 
 
-_COHERENCE_DETAIL = "the mean shift is zero to rounding, or no row moved"
+_NAMES = ("x_clean", "x_perturbed")
+
+
+def _coherence_public(xc, xp, finite, *, paired, throw, function):
+    """Run the jitted coherence and attach the status contract (shared by both pairings)."""
+    return finish(
+        _coherence_impl(xc, xp, finite, paired=paired),
+        throw=throw,
+        function=function,
+        details={"degenerate_input": "the mean shift is zero to rounding, or no row moved"},
+    )
+
+
+@eqx.filter_jit
+def _coherence_impl(xc, xp, finite, *, paired):
+    """Coherence of the shifts from the clean centroid (unpaired) or from each twin (paired)."""
+    xc, xp = zero_nonfinite(xc, finite), zero_nonfinite(xp, finite)
+    a, b = _clean_frame(xc, xp)
+    return _coherence(b - a if paired else b, _magnitude(xc, xp), finite)
 
 
 def perturbation_coherence(
@@ -138,20 +157,9 @@ def perturbation_coherence(
     if max_samples is not None and xp.shape[0] > max_samples:
         _key_check(key)
         xp = _subsample(xp, key, max_samples)
-    result = _coherence_impl(xc, xp, finite)
-    return finish(
-        result,
-        throw=throw,
-        function="perturbation_coherence",
-        details={"degenerate_input": _COHERENCE_DETAIL},
+    return _coherence_public(
+        xc, xp, finite, paired=False, throw=throw, function="perturbation_coherence"
     )
-
-
-@eqx.filter_jit
-def _coherence_impl(xc, xp, finite):
-    xc, xp = zero_nonfinite(xc, finite), zero_nonfinite(xp, finite)
-    _, b = _clean_frame(xc, xp)
-    return _coherence(b, _magnitude(xc, xp), finite)
 
 
 def paired_perturbation_coherence(
@@ -174,32 +182,12 @@ def paired_perturbation_coherence(
         1.0
     """
     check_bool("throw", throw)
+    what = "paired_perturbation_coherence"
     xc, xp, finite = prepare_paired_flagged(
-        x_clean,
-        x_perturbed,
-        min_rows=1,
-        what="paired_perturbation_coherence",
-        names=("x_clean", "x_perturbed"),
+        x_clean, x_perturbed, min_rows=1, what=what, names=_NAMES
     )
-    if xc.shape[1] != xp.shape[1]:
-        raise ValueError(
-            f"paired_perturbation_coherence needs equal shapes; got {tuple(xc.shape)} and "
-            f"{tuple(xp.shape)}"
-        )
-    result = _paired_coherence_impl(xc, xp, finite)
-    return finish(
-        result,
-        throw=throw,
-        function="paired_perturbation_coherence",
-        details={"degenerate_input": _COHERENCE_DETAIL},
-    )
-
-
-@eqx.filter_jit
-def _paired_coherence_impl(xc, xp, finite):
-    xc, xp = zero_nonfinite(xc, finite), zero_nonfinite(xp, finite)
-    a, b = _clean_frame(xc, xp)
-    return _coherence(b - a, _magnitude(xc, xp), finite)
+    check_same_columns(xc, xp, what, names=_NAMES)
+    return _coherence_public(xc, xp, finite, paired=True, throw=throw, function=what)
 
 
 def perturbation_effect_size(

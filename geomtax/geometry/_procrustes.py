@@ -27,7 +27,7 @@ from .._custom_types import Samples
 from .._errors import check_bool, check_choice
 from .._numerics import is_constant, safe_sqrt, standardize_cloud
 from .._status import AbstractResult, Estimate, Status, finish, nan_unless_ok, select
-from ._checks import prepare_paired_flagged, zero_nonfinite
+from ._checks import check_same_columns, prepare_paired_flagged, zero_nonfinite
 
 VARIANTS = ("rotation", "similarity")
 _DEGENERATE = "an input has all rows identical (zero centred norm)"
@@ -157,7 +157,8 @@ def procrustes_disparity(x: Samples, y: Samples, *, throw: bool = True) -> Estim
         throw: raise on a non-``ok`` status (see :func:`procrustes_distortion`).
 
     Returns:
-        :class:`~geomtax.Estimate` (``nonfinite_input`` / ``degenerate_input`` give NaN).
+        :class:`~geomtax.Estimate`: ``value`` in [0, 1], 0 iff ``y`` is a similarity transform
+        of ``x``; NaN for ``nonfinite_input`` / ``degenerate_input``.
 
     Examples:
         >>> import jax
@@ -179,7 +180,9 @@ def procrustes_similarity(x: Samples, y: Samples, *, throw: bool = True) -> Esti
         throw: raise on a non-``ok`` status (see :func:`procrustes_distortion`).
 
     Returns:
-        :class:`~geomtax.Estimate` (``nonfinite_input`` / ``degenerate_input`` give NaN).
+        :class:`~geomtax.Estimate`: ``value`` in [0, 1], 1 iff ``y`` is a similarity transform
+        of ``x`` (the nuclear norm itself, no square root); NaN for ``nonfinite_input`` /
+        ``degenerate_input``.
 
     Examples:
         >>> import jax
@@ -254,10 +257,7 @@ def procrustes_ratio(
     x, y, finite = prepare_paired_flagged(
         x_clean, x_perturbed, min_rows=2, what="procrustes_ratio", names=("x_clean", "x_perturbed")
     )
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"procrustes_ratio needs equal column counts; got {tuple(x.shape)} and {tuple(y.shape)}"
-        )
+    check_same_columns(x, y, "procrustes_ratio", names=("x_clean", "x_perturbed"))
     res = _ratio_impl(x, y, finite)
     return finish(
         res,

@@ -15,6 +15,7 @@ from ._checks import (
     check_k,
     nondifferentiable,
     prepare_paired_flagged,
+    renamed_options,
     zero_nonfinite,
 )
 from ._ranks import RANK_METHODS
@@ -30,7 +31,7 @@ class DistortionReport(AbstractResult):
     unless that status is ``ok``), and ``status`` is the worst of them in the library's
     precedence order (``nonfinite_input`` > ``degenerate_input`` > ...), so ``report.ok`` means
     every metric is valid. ``feature_split_stability`` has no entry when it is disabled
-    (``n_splits=0`` or ``d_y < 4``; its value is then NaN by design).
+    (``num_splits=0`` or ``d_y < 4``; its value is then NaN by design).
 
     Attributes:
         n: number of rows.
@@ -124,6 +125,7 @@ def _name(status):
     return names if isinstance(names, str) else np.asarray(names).tolist()
 
 
+@renamed_options(n_splits="num_splits")
 def distortion_report(
     x: Samples,
     y: Samples,
@@ -133,7 +135,7 @@ def distortion_report(
     block_size: int | str | None = "auto",
     max_pairs: int | None = None,
     rank_method: str = "auto",
-    n_splits: int = 10,
+    num_splits: int = 10,
     max_samples: int = 1000,
     throw: bool = True,
 ) -> DistortionReport:
@@ -146,7 +148,7 @@ def distortion_report(
     continuity, k-NN overlap/Jaccard, Kruskal stress and the bi-Lipschitz distortion), so each
     value is the one its function returns; Procrustes, linear CKA, the Spearman RDM similarity
     (Euclidean; sampled with ``max_pairs``) and the feature-split stability of ``y``
-    (``n_splits`` splits, cosine, ``max_samples`` rows) come from their own functions with
+    (``num_splits`` splits, cosine, ``max_samples`` rows) come from their own functions with
     ``throw=False``. Every metric follows the conventions, invariances and status rules of its
     own function (see docs/reference/geometry.md).
 
@@ -158,7 +160,7 @@ def distortion_report(
         block_size: rows per tile: ``"auto"`` (tiles <= 64 MiB), an int, or ``None`` (dense).
         max_pairs: sample this many pairs for the RDM similarity (``None``: all pairs).
         rank_method: Spearman ranking, see :func:`~geomtax.geometry.rdm_similarity`.
-        n_splits: feature splits for the stability score (0 disables it: NaN).
+        num_splits: feature splits for the stability score (0 disables it: NaN).
         max_samples: row cap of the feature-split score.
         throw: raise :class:`geomtax.StatusError` when ``status`` (the worst metric status) is
             not ``ok``; the message names the metrics concerned. With ``False`` the report is
@@ -178,7 +180,7 @@ def distortion_report(
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (40, 5))
-        >>> rep = distortion_report(x, 2.0 * x, key=jax.random.key(1), k=5, n_splits=2)
+        >>> rep = distortion_report(x, 2.0 * x, key=jax.random.key(1), k=5, num_splits=2)
         >>> round(float(rep.procrustes_distortion), 3), float(rep.trustworthiness)
         (0.0, 1.0)
         >>> rep.status_name, rep.to_dict()["statuses"]["stress"]
@@ -189,7 +191,7 @@ def distortion_report(
     throw = check_bool("throw", throw)
     if key is None:
         raise ValueError("distortion_report needs an explicit PRNG `key`")
-    n_splits = check_int("n_splits", n_splits, minimum=0)
+    num_splits = check_int("num_splits", num_splits, minimum=0)
     max_samples = check_int("max_samples", max_samples, minimum=4)
     if max_pairs is not None:
         max_pairs = check_int("max_pairs", max_pairs, minimum=64)
@@ -198,7 +200,7 @@ def distortion_report(
     k = check_k(k, n, shape=x.shape)
     kp, kf = jax.random.split(key)
     specs = report_specs()
-    opts = ReportOptions(k, None, max_pairs, rank_method, n_splits, max_samples, kp, kf)
+    opts = ReportOptions(k, None, max_pairs, rank_method, num_splits, max_samples, kp, kf)
     accs = tuple(dict.fromkeys(s.report.accumulator(opts) for s in specs if s.streamed))
     item = x.dtype.itemsize
     bs = resolve_block_size(block_size, n, row_bytes=sum(a.row_bytes(n, item) for a in accs))

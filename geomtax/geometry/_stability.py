@@ -30,6 +30,7 @@ from .._status import AbstractResult, Status, finish, nan_unless_ok, select
 from ._checks import (
     nondifferentiable,
     prepare_single_flagged,
+    renamed_options,
     zero_nonfinite,
     zero_norm_mask,
 )
@@ -121,20 +122,21 @@ def _subsample(x, key, max_samples):
     return x[idx]
 
 
-def _split_options(key, n_splits, metric, rank_method, throw):
+def _split_options(key, num_splits, metric, rank_method, throw):
     check_choice("metric", metric, RDM_METRICS)
     if rank_method is not None:
         check_choice("rank_method", rank_method, RANK_METHODS)
     check_bool("throw", throw)
     _key_check(key)
-    return check_int("n_splits", n_splits, minimum=1)
+    return check_int("num_splits", num_splits, minimum=1)
 
 
+@renamed_options(n_splits="num_splits")
 def feature_split_stability(
     x: Samples,
     *,
     key: KeyArray,
-    n_splits: int = 30,
+    num_splits: int = 30,
     metric: str = "cosine",
     max_samples: int | None = 1600,
     rank_method: str = "auto",
@@ -143,7 +145,7 @@ def feature_split_stability(
     r"""Shesha feature-split stability: split-half RDM agreement over random feature halves.
 
     Single-set. After subsampling to ``max_samples`` rows (without replacement), for each of
-    ``n_splits`` random permutations :math:`\pi` of the d features,
+    ``num_splits`` random permutations :math:`\pi` of the d features,
     :math:`F_1 = \pi[:\lfloor d/2\rfloor]`, :math:`F_2 = \pi[\lfloor d/2\rfloor:2\lfloor
     d/2\rfloor]` (odd d drops one feature) and
 
@@ -161,7 +163,7 @@ def feature_split_stability(
     Args:
         x: shape (n, d), n >= 4, d >= 4.
         key: PRNG key (subsampling and permutations).
-        n_splits: number of random splits (int >= 1).
+        num_splits: number of random splits (int >= 1).
         metric: RDM distance (default ``"cosine"``).
         max_samples: row cap (shesha default 1,600; the reference harness uses 2,500), or
             ``None``.
@@ -182,11 +184,11 @@ def feature_split_stability(
         >>> k1, k2 = jax.random.split(jax.random.key(0))
         >>> z = jax.random.normal(k1, (60, 2))
         >>> x = jax.numpy.tile(z, (1, 8)) + 0.01 * jax.random.normal(k2, (60, 16))
-        >>> r = feature_split_stability(x, key=jax.random.key(1), n_splits=5)
+        >>> r = feature_split_stability(x, key=jax.random.key(1), num_splits=5)
         >>> float(r.value) > 0.9, int(r.n_valid)
         (True, 5)
     """
-    n_splits = _split_options(key, n_splits, metric, rank_method, throw)
+    num_splits = _split_options(key, num_splits, metric, rank_method, throw)
     if max_samples is not None:
         max_samples = check_int("max_samples", max_samples, minimum=4)
     x, finite = prepare_single_flagged("x", x, min_rows=4, what="feature_split_stability")
@@ -198,7 +200,7 @@ def feature_split_stability(
         x,
         finite,
         key,
-        n_splits=n_splits,
+        num_splits=num_splits,
         metric=metric,
         max_samples=max_samples,
         rm=_rm(rank_method, rows),
@@ -211,7 +213,7 @@ def feature_split_stability(
     )
 
 
-def _feature_split(x, finite, key, *, n_splits, metric, max_samples, rm):
+def _feature_split(x, finite, key, *, num_splits, metric, max_samples, rm):
     ks, kp = jax.random.split(key)
     x = _subsample(zero_nonfinite(x, finite), ks, max_samples)
     d = x.shape[1]
@@ -224,18 +226,19 @@ def _feature_split(x, finite, key, *, n_splits, metric, max_samples, rm):
         rho, constant, bound = spearman(u, v, rank_method=rm)
         return rho.astype(x.dtype), ~constant, bound.astype(x.dtype)
 
-    rhos, valid, bounds = lax.map(one, jax.random.split(kp, n_splits))
+    rhos, valid, bounds = lax.map(one, jax.random.split(kp, num_splits))
     return _summarize(rhos, valid, bounds, finite)
 
 
 _feature_split_impl = eqx.filter_jit(_feature_split)
 
 
+@renamed_options(n_splits="num_splits")
 def sample_split_stability(
     x: Samples,
     *,
     key: KeyArray,
-    n_splits: int = 30,
+    num_splits: int = 30,
     fraction: float = 0.4,
     metric: str = "cosine",
     rank_method: str = "auto",
@@ -243,7 +246,7 @@ def sample_split_stability(
 ) -> StabilityResult:
     r"""Legacy sample-split stability (single-set; deprecated upstream as not identifiable).
 
-    For each of ``n_splits`` repeats draw two independent random subsamples of
+    For each of ``num_splits`` repeats draw two independent random subsamples of
     :math:`m = \lfloor \mathrm{fraction}\cdot n\rfloor` rows (each without replacement; the two
     may overlap) and take the Spearman correlation of their condensed RDMs, which index
     *different* items; the score is the mean over repeats with non-constant RDMs. Invariances
@@ -261,11 +264,11 @@ def sample_split_stability(
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (40, 5))
-        >>> r = sample_split_stability(x, key=jax.random.key(1), n_splits=4)
+        >>> r = sample_split_stability(x, key=jax.random.key(1), num_splits=4)
         >>> -1.0 <= float(r.value) <= 1.0
         True
     """
-    n_splits = _split_options(key, n_splits, metric, rank_method, throw)
+    num_splits = _split_options(key, num_splits, metric, rank_method, throw)
     fraction = check_float("fraction", fraction, positive=True, maximum=1.0, allow_traced=False)
     x, finite = prepare_single_flagged("x", x, min_rows=4, what="sample_split_stability")
     m = int(fraction * x.shape[0])
@@ -276,7 +279,7 @@ def sample_split_stability(
         )
     x = nondifferentiable(x, "sample_split_stability")
     result = _sample_split_impl(
-        x, finite, key, n_splits=n_splits, m=m, metric=metric, rm=_rm(rank_method, m)
+        x, finite, key, num_splits=num_splits, m=m, metric=metric, rm=_rm(rank_method, m)
     )
     return finish(
         result,
@@ -286,7 +289,7 @@ def sample_split_stability(
     )
 
 
-def _sample_split(x, finite, key, *, n_splits, m, metric, rm):
+def _sample_split(x, finite, key, *, num_splits, m, metric, rm):
     n = x.shape[0]
     x = zero_nonfinite(x, finite)
     zero = zero_norm_mask(x, metric)
@@ -298,30 +301,32 @@ def _sample_split(x, finite, key, *, n_splits, m, metric, rm):
         rho, constant, bound = spearman(_crdm(a, metric), _crdm(b, metric), rank_method=rm)
         return rho.astype(x.dtype), ~constant, bound.astype(x.dtype)
 
-    rhos, valid, bounds = lax.map(one, jax.random.split(key, n_splits))
+    rhos, valid, bounds = lax.map(one, jax.random.split(key, num_splits))
     return _summarize(rhos, valid, bounds, finite, zero)
 
 
 _sample_split_impl = eqx.filter_jit(_sample_split)
 
 
+@renamed_options(n_splits="num_splits", n_anchors="num_anchors", n_set="num_set_rows")
 def anchor_stability(
     x: Samples,
     *,
     key: KeyArray,
-    n_splits: int = 30,
-    n_anchors: int = 100,
-    n_set: int = 200,
+    num_splits: int = 30,
+    num_anchors: int = 100,
+    num_set_rows: int = 200,
     metric: str = "cosine",
     throw: bool = True,
 ) -> StabilityResult:
     r"""Legacy anchor stability (single-set; deprecated upstream as not identifiable).
 
-    Each repeat draws ``n_anchors`` anchor rows and two further disjoint sets of ``n_set`` rows
+    Each repeat draws ``num_anchors`` anchor rows and two further sets of ``num_set_rows`` rows
     (all disjoint), forms :math:`D_s = \delta(\mathrm{anchors}, \mathrm{set}_s)`
-    (n_anchors x n_set), replaces every row of :math:`D_s` by its average ranks divided by
-    ``n_set``, and takes the Spearman correlation of the flattened :math:`D_1, D_2`; the score
-    is the mean over repeats. Needs n >= n_anchors + 2 n_set (500 by default). Ranks are exact.
+    (num_anchors x num_set_rows), replaces every row of :math:`D_s` by its average ranks
+    divided by ``num_set_rows``, and takes the Spearman correlation of the flattened
+    :math:`D_1, D_2`; the score is the mean over repeats. Needs n >= num_anchors + 2
+    num_set_rows (500 by default). Ranks are exact.
     Invariances as :func:`feature_split_stability`.
 
     Returns:
@@ -336,19 +341,22 @@ def anchor_stability(
     Examples:
         >>> import jax
         >>> x = jax.random.normal(jax.random.key(0), (50, 4))
-        >>> r = anchor_stability(x, key=jax.random.key(1), n_splits=3, n_anchors=10, n_set=20)
+        >>> key = jax.random.key(1)
+        >>> r = anchor_stability(x, key=key, num_splits=3, num_anchors=10, num_set_rows=20)
         >>> int(r.n_valid)
         3
     """
-    n_splits = _split_options(key, n_splits, metric, None, throw)
-    n_anchors = check_int("n_anchors", n_anchors, minimum=1)
-    n_set = check_int("n_set", n_set, minimum=2)
-    need = n_anchors + 2 * n_set
+    num_splits = _split_options(key, num_splits, metric, None, throw)
+    num_anchors = check_int("num_anchors", num_anchors, minimum=1)
+    num_set_rows = check_int("num_set_rows", num_set_rows, minimum=2)
+    need = num_anchors + 2 * num_set_rows
     x, finite = prepare_single_flagged(
-        "x", x, min_rows=need, what=f"anchor_stability (n_anchors + 2 n_set = {need})"
+        "x", x, min_rows=need, what=f"anchor_stability (num_anchors + 2 num_set_rows = {need})"
     )
     x = nondifferentiable(x, "anchor_stability")
-    result = _anchor_impl(x, finite, key, n_splits=n_splits, na=n_anchors, ns=n_set, metric=metric)
+    result = _anchor_impl(
+        x, finite, key, num_splits=num_splits, na=num_anchors, ns=num_set_rows, metric=metric
+    )
     return finish(
         result,
         throw=throw,
@@ -357,7 +365,7 @@ def anchor_stability(
     )
 
 
-def _anchor(x, finite, key, *, n_splits, na, ns, metric):
+def _anchor(x, finite, key, *, num_splits, na, ns, metric):
     n = x.shape[0]
     x = zero_nonfinite(x, finite)
     zero = zero_norm_mask(x, metric)
@@ -380,7 +388,7 @@ def _anchor(x, finite, key, *, n_splits, na, ns, metric):
         rho, constant, bound = spearman(r1, r2, rank_method="exact")
         return rho.astype(x.dtype), ~constant, bound.astype(x.dtype)
 
-    rhos, valid, bounds = lax.map(one, jax.random.split(key, n_splits))
+    rhos, valid, bounds = lax.map(one, jax.random.split(key, num_splits))
     return _summarize(rhos, valid, bounds, finite, zero)
 
 

@@ -61,7 +61,7 @@ class ReportOptions(NamedTuple):
     block_size: int | None
     max_pairs: int | None
     rank_method: str
-    n_splits: int
+    num_splits: int
     max_samples: int
     key_pairs: Any
     key_splits: Any
@@ -172,12 +172,12 @@ def _rdm_call(x, y, o: ReportOptions):
 
 
 def _feature_split_call(x, y, o: ReportOptions):
-    if o.n_splits == 0 or y.shape[1] < 4:
+    if o.num_splits == 0 or y.shape[1] < 4:
         return None, {}
     r = feature_split_stability(
         y,
         key=o.key_splits,
-        n_splits=o.n_splits,
+        num_splits=o.num_splits,
         metric="cosine",
         max_samples=o.max_samples,
         throw=False,
@@ -208,7 +208,7 @@ def _single(fn, **opts):
 
 
 def _composite(fn):
-    return lambda x, y, key: fn(x, y, key=key, n_splits=2, max_samples=None).value
+    return lambda x, y, key: fn(x, y, key=key, num_splits=2, max_samples=None).value
 
 
 def _row(fn, pairing, invariances, smooth, range_, better, evaluate=None, report=None, **kw):
@@ -253,7 +253,7 @@ _SPECS = (
              "bilipschitz", "bi-Lipschitz distortion", "1 = similarity transform",
              accumulator=lambda o: BilipschitzMax(), extra=("bilipschitz_collapsed",))),
     _row(feature_split_stability, "single", {"scale"}, False, _S, "higher",
-         _single(feature_split_stability, n_splits=3, max_samples=None), ReportEntry(
+         _single(feature_split_stability, num_splits=3, max_samples=None), ReportEntry(
              "feature_split_stability", "feature-split stability (y)",
              "Shesha, self-consistency", call=_feature_split_call)),
     _row(procrustes_similarity, "paired", _SIMILARITY, True, _U, "higher"),
@@ -262,9 +262,9 @@ _SPECS = (
     _row(rdm_drift, "paired", _ALL, False, (0.0, 2.0), "lower",
          _value(rdm_drift, metric="euclidean")),
     _row(sample_split_stability, "single", _COSINE, False, _S, "higher",
-         _single(sample_split_stability, n_splits=3, fraction=0.5)),
+         _single(sample_split_stability, num_splits=3, fraction=0.5)),
     _row(anchor_stability, "single", _COSINE, False, _S, "higher",
-         _single(anchor_stability, n_splits=3, n_anchors=4, n_set=12)),
+         _single(anchor_stability, num_splits=3, num_anchors=4, num_set_rows=12)),
     _row(perturbation_coherence, "unpaired", _SIMILARITY, True, _S, "higher"),
     _row(paired_perturbation_coherence, "paired", _SIMILARITY, True, _S, "higher",
          transform_target="both"),
