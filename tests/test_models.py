@@ -72,8 +72,12 @@ def test_embed_is_mean_of_final_hidden_states(getkey):
     expected = hidden.mean(axis=1)
     pooled = jitted(model, lambda m, t: embed(m, t))(tokens)
     np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
-    pooled = jitted(model, lambda m, t: embed(m, t, batch_size=2))(tokens)
-    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+    chunked = jitted(model, lambda m, t: embed(m, t, chunk_size=2))(tokens)
+    np.testing.assert_allclose(chunked, expected, rtol=1e-5, atol=1e-6)
+    # batch_size= is chunk_size's deprecated 0.1 name: a warning, the same array
+    with pytest.warns(DeprecationWarning, match=r"embed\(batch_size=...\) is deprecated"):
+        old = jitted(model, lambda m, t: embed(m, t, batch_size=2))(tokens)
+    np.testing.assert_array_equal(old, chunked)
     # final LayerNorm: every position has zero mean and unit variance before the affine (init 1/0)
     np.testing.assert_allclose(hidden.mean(-1), 0.0, atol=1e-5)
     np.testing.assert_allclose(hidden.var(-1), 1.0, rtol=1e-3)

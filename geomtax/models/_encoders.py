@@ -137,6 +137,24 @@ class _Encoder(nnx.Module):
         return self.encode(self.embed_tokens(tokens), key=key)
 
 
+def _layer_norms(d: int, num: int, *, rngs: nnx.Rngs) -> nnx.List:
+    """``num`` LayerNorms of width ``d`` (one per block)."""
+    return nnx.List([nnx.LayerNorm(d, rngs=rngs) for _ in range(num)])
+
+
+def _pre_norm_blocks(h, mix_norms, mixers, ff_norms, ffs, rate, keys):
+    """Pre-norm residual blocks: per layer ``h += drop(mixer(LN(h)))``, ``h += drop(ff(LN(h)))``.
+
+    ``keys`` holds four dropout keys per layer (mixer, its residual, feed-forward, its residual),
+    layer after layer (``None`` entries: deterministic).
+    """
+    for i in range(len(mixers)):
+        k = keys[4 * i : 4 * i + 4]
+        h = h + dropout(mixers[i](mix_norms[i](h), rate=rate, key=k[0]), rate, k[1])
+        h = h + dropout(ffs[i](ff_norms[i](h), rate=rate, key=k[2]), rate, k[3])
+    return h
+
+
 class _FeedForward(nnx.Module):
     def __init__(self, d_model: int, d_ff: int, *, gated: bool, rngs: nnx.Rngs):
         init = nnx.initializers.xavier_uniform()
@@ -177,11 +195,11 @@ class SmallBERT(_Encoder):
         d = config.d_model
         self.token_embed = nnx.Embed(config.vocab_size, d, rngs=rngs)
         self.pos_embed = nnx.Embed(config.max_len, d, rngs=rngs)
-        self.attn_norms = nnx.List([nnx.LayerNorm(d, rngs=rngs) for _ in range(config.num_layers)])
+        self.attn_norms = _layer_norms(d, config.num_layers, rngs=rngs)
         self.attns = nnx.List(
             [CausalSelfAttention(d, config.num_heads, rngs=rngs) for _ in range(config.num_layers)]
         )
-        self.ff_norms = nnx.List([nnx.LayerNorm(d, rngs=rngs) for _ in range(config.num_layers)])
+        self.ff_norms = _layer_norms(d, config.num_layers, rngs=rngs)
         self.ffs = nnx.List(
             [_FeedForward(d, config.d_ff, gated=False, rngs=rngs) for _ in range(config.num_layers)]
         )
@@ -198,10 +216,7 @@ class SmallBERT(_Encoder):
         rate = self.config.dropout
         keys = split_key(key, 4 * self.config.num_layers + 1)
         h = dropout(h, rate, keys[-1])
-        for i in range(self.config.num_layers):
-            k = keys[4 * i : 4 * i + 4]
-            h = h + dropout(self.attns[i](self.attn_norms[i](h), rate=rate, key=k[0]), rate, k[1])
-            h = h + dropout(self.ffs[i](self.ff_norms[i](h), rate=rate, key=k[2]), rate, k[3])
+        h = _pre_norm_blocks(h, self.attn_norms, self.attns, self.ff_norms, self.ffs, rate, keys)
         return self.final_norm(h)
 
 
@@ -275,7 +290,7 @@ class SmallMamba(_Encoder):
         d = config.d_model
         self.token_embed = nnx.Embed(config.vocab_size, d, rngs=rngs)
         self.pos_embed = nnx.Embed(config.max_len, d, rngs=rngs)
-        self.norms = nnx.List([nnx.LayerNorm(d, rngs=rngs) for _ in range(config.num_layers)])
+        self.norms = _layer_norms(d, config.num_layers, rngs=rngs)
         self.mixers = nnx.List([_MambaMixer(config, rngs=rngs) for _ in range(config.num_layers)])
         self.final_norm = nnx.LayerNorm(d, rngs=rngs)
 
@@ -382,7 +397,7 @@ class SmallStripedHyena(_Encoder):
         d = config.d_model
         attn = config.resolved_attention_layers
         self.token_embed = nnx.Embed(config.vocab_size, d, rngs=rngs)
-        self.mix_norms = nnx.List([nnx.LayerNorm(d, rngs=rngs) for _ in range(config.num_layers)])
+        self.mix_norms = _layer_norms(d, config.num_layers, rngs=rngs)
         self.mixers = nnx.List(
             [
                 CausalSelfAttention(d, config.num_heads, use_rope=True, rngs=rngs)
@@ -391,7 +406,7 @@ class SmallStripedHyena(_Encoder):
                 for i in range(config.num_layers)
             ]
         )
-        self.mlp_norms = nnx.List([nnx.LayerNorm(d, rngs=rngs) for _ in range(config.num_layers)])
+        self.mlp_norms = _layer_norms(d, config.num_layers, rngs=rngs)
         self.mlps = nnx.List(
             [_FeedForward(d, 4 * d, gated=True, rngs=rngs) for _ in range(config.num_layers)]
         )
@@ -405,10 +420,7 @@ class SmallStripedHyena(_Encoder):
         """Hyena / attention blocks with SwiGLU MLPs and final LayerNorm."""
         rate = self.config.dropout
         keys = split_key(key, 4 * self.config.num_layers)
-        for i in range(self.config.num_layers):
-            k = keys[4 * i : 4 * i + 4]
-            h = h + dropout(self.mixers[i](self.mix_norms[i](h), rate=rate, key=k[0]), rate, k[1])
-            h = h + dropout(self.mlps[i](self.mlp_norms[i](h), rate=rate, key=k[2]), rate, k[3])
+        h = _pre_norm_blocks(h, self.mix_norms, self.mixers, self.mlp_norms, self.mlps, rate, keys)
         return self.final_norm(h)
 
 

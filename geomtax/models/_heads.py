@@ -8,6 +8,7 @@ import optax
 from flax import nnx
 
 from .._errors import check_choice
+from ..dynamics._integrate import _chunk_size_renamed
 from ._encoders import EncoderConfig, make_encoder
 
 HEADS = ("ce", "mse", "code")
@@ -204,7 +205,8 @@ def sequence_loss(
     return jnp.mean((out - target) ** 2)
 
 
-def embed(model: nnx.Module, tokens: jax.Array, *, batch_size: int | None = None) -> jax.Array:
+@_chunk_size_renamed
+def embed(model: nnx.Module, tokens: jax.Array, *, chunk_size: int | None = None) -> jax.Array:
     r"""Mean-pooled last-layer representation (after the final LayerNorm).
 
     .. math:: e = \frac{1}{L}\sum_{t=0}^{L-1} h^{(\text{final})}_t \in \mathbb R^{d_{model}}
@@ -215,7 +217,8 @@ def embed(model: nnx.Module, tokens: jax.Array, *, batch_size: int | None = None
     Args:
         model: a :class:`SequenceModel` or a bare encoder.
         tokens: int tokens ``(n, L)``.
-        batch_size: if given, process ``batch_size`` rows at a time (``lax.map``) to bound memory.
+        chunk_size: if given, process ``chunk_size`` rows at a time (``lax.map``) to bound memory
+            (the result does not change). ``batch_size=`` is its deprecated name.
 
     Returns:
         float array ``(n, d_model)``.
@@ -226,7 +229,7 @@ def embed(model: nnx.Module, tokens: jax.Array, *, batch_size: int | None = None
         >>> from geomtax.models import EncoderConfig, SequenceModel, embed
         >>> cfg = EncoderConfig("mamba", d_model=8, num_layers=1, vocab_size=4, max_len=6)
         >>> m = SequenceModel(cfg, head="ce", rngs=nnx.Rngs(0))
-        >>> embed(m, jnp.zeros((5, 6), jnp.int32), batch_size=2).shape
+        >>> embed(m, jnp.zeros((5, 6), jnp.int32), chunk_size=2).shape
         (5, 8)
     """
     encoder = model.encoder if isinstance(model, SequenceModel) else model
@@ -236,6 +239,6 @@ def embed(model: nnx.Module, tokens: jax.Array, *, batch_size: int | None = None
     def pooled(t):
         return encoder(t).mean(axis=-2)
 
-    if batch_size is None:
+    if chunk_size is None:
         return pooled(tokens)
-    return jax.lax.map(pooled, tokens, batch_size=batch_size)
+    return jax.lax.map(pooled, tokens, batch_size=chunk_size)
