@@ -36,6 +36,15 @@ def _unit(values, low, high):
     return jnp.clip((values - low) / (high - low), 0.0, 1.0)
 
 
+def _bin_index(values, low, high, num_bins, rule: str):
+    """int32 bins of ``values`` under ``rule`` (:data:`BIN_RULES`; formulas in the two callers)."""
+    k = _check_num_bins(num_bins)
+    u = _unit(jnp.asarray(values), low, high)
+    if rule == "floor":
+        return jnp.minimum(jnp.floor(u * k), k - 1).astype(jnp.int32)
+    return jnp.clip(jnp.floor(u * (k - 1)), 0, k - 1).astype(jnp.int32)
+
+
 def tokenize_uniform(
     values: Float[Array, "..."],
     *,
@@ -64,9 +73,7 @@ def tokenize_uniform(
         ...                  num_bins=4).tolist()
         [0, 0, 1, 3, 3]
     """
-    k = _check_num_bins(num_bins)
-    u = _unit(jnp.asarray(values), low, high)
-    return jnp.minimum(jnp.floor(u * k), k - 1).astype(jnp.int32)
+    return _bin_index(values, low, high, num_bins, "floor")
 
 
 def tokenize_uniform_ref(
@@ -85,12 +92,13 @@ def tokenize_uniform_ref(
 
     Args:
         values: floating array of any shape.
-        low: range minimum.
-        high: range maximum (> low).
+        low: range minimum (values below it go to bin 0).
+        high: range maximum (> low; only values >= high reach bin K - 1).
         num_bins: K (>= 2).
 
     Returns:
-        int32 tokens in ``[0, K)``, same shape as ``values``.
+        int32 tokens in ``[0, K)``, same shape as ``values``; bins ``0 .. K - 2`` have width
+        ``(high - low) / (K - 1)``.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -98,9 +106,7 @@ def tokenize_uniform_ref(
         ...                      num_bins=3).tolist()
         [0, 0, 1, 1, 2]
     """
-    k = _check_num_bins(num_bins)
-    u = _unit(jnp.asarray(values), low, high)
-    return jnp.clip(jnp.floor(u * (k - 1)), 0, k - 1).astype(jnp.int32)
+    return _bin_index(values, low, high, num_bins, "reference")
 
 
 def _npz_save(path, kind: str, meta: dict, arrays: dict) -> Path:
@@ -167,8 +173,7 @@ class UniformBins(eqx.Module):
     def encode(self, values: Float[Array, "..."]) -> Int[Array, "..."]:
         """Tokens in ``[0, num_bins)`` (int32), same shape as ``values``."""
         values, lo, hi = self._range(values)
-        fn = tokenize_uniform if self.rule == "floor" else tokenize_uniform_ref
-        return fn(values, low=lo, high=hi, num_bins=self.num_bins)
+        return _bin_index(values, lo, hi, self.num_bins, self.rule)
 
     def decode(self, tokens: Int[Array, "..."]) -> Float[Array, "..."]:
         """Bin centres in value units (reference rule: the last bin decodes to ``high``)."""

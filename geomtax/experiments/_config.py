@@ -19,6 +19,11 @@ from ._train import TrainConfig
 PRESETS = ("tiny", "quick", "paper")
 """Named configurations accepted by :func:`preset_config`."""
 
+#: what the ``quick`` and ``tiny`` presets run (they differ only in sizes)
+_SMALL_AXES = dict(
+    systems=("lorenz",), architectures=("bert", "lstm"), experiments=("head", "architecture")
+)
+
 
 class AblationConfig(eqx.Module):
     """Everything that defines an ablation run (static; serialised to ``config.json``).
@@ -171,9 +176,7 @@ def preset_config(
         )
     elif preset == "quick":
         cfg = dict(
-            systems=("lorenz",),
-            architectures=("bert", "lstm"),
-            experiments=("head", "architecture"),
+            **_SMALL_AXES,
             encoder=EncoderConfig(
                 d_model=64,
                 num_layers=2,
@@ -193,9 +196,7 @@ def preset_config(
         )
     else:
         cfg = dict(
-            systems=("lorenz",),
-            architectures=("bert", "lstm"),
-            experiments=("head", "architecture"),
+            **_SMALL_AXES,
             encoder=EncoderConfig(
                 d_model=16,
                 num_layers=1,

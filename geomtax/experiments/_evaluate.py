@@ -121,7 +121,7 @@ def _suite(clean, emb, key, k: int) -> dict:
     the Euclidean RDM similarity); each value and status is the one the metric's own function
     returns.
     """
-    report = distortion_report(clean, emb, key=key, k=k, n_splits=0, throw=False).to_dict()
+    report = distortion_report(clean, emb, key=key, k=k, num_splits=0, throw=False).to_dict()
     return {m: (report[m], report["statuses"][m]) for m in SUITE_METRICS}
 
 

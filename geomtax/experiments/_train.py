@@ -108,7 +108,7 @@ def jacobian_penalty_mean(
         key: PRNG key for the probe.
 
     Returns:
-        Scalar estimate.
+        Scalar :math:`\widehat P` with expectation :math:`\lVert J\rVert_F^2 / \mathrm{size}(x)`.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -136,7 +136,7 @@ def jacobian_penalty_fro(
         key: PRNG key for the probe.
 
     Returns:
-        Scalar estimate.
+        Scalar :math:`\widehat P`, unbiased for :math:`\lVert J\rVert_F^2` (not averaged).
 
     Examples:
         >>> import jax, jax.numpy as jnp
