@@ -117,7 +117,7 @@ def test_scalar_fast_path_matches_numpy_loop(x64, k):
     # Scalar x and y take the slab/band path (exact by certificate, brute force for the rows it
     # cannot certify); it must agree with the plain loop on tails, ties, duplicates and on
     # degenerate data, where every row goes through the brute-force repair loop.
-    from geomtax.info._ksg import _ksg_1d_plan
+    from geomtax.info._ksg_search import _ksg_1d_plan
 
     n = 1200
     assert _ksg_1d_plan(n, k, 1024) is not None  # the fast path is the one under test
@@ -231,7 +231,7 @@ def test_bad_input():
 
 @pytest.mark.slow
 def test_scales_to_tens_of_thousands():
-    from geomtax.info._ksg import _ksg_brute
+    from geomtax.info._ksg_search import _ksg_brute
 
     x, y, mi = bivariate(0.6, 20000, np.random.default_rng(4))
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)

@@ -461,15 +461,7 @@ def nwj_bound(
 ) -> Float[Array, ""]:
     """`NWJ` on one minibatch, in nats: ``NWJ().evaluate(critic, xs, ys, ...)``.
 
-    Args:
-        critic: Critic scoring one pair.
-        xs: Minibatch of ``x``, shape (b, d_x).
-        ys: Minibatch of ``y``, shape (b, d_y).
-        key: Dropout key (``None``: deterministic critic).
-        negatives: ``"shift"`` or ``"all"``.
-
-    Returns:
-        The bound, a scalar in nats.
+    The arguments and the return value are those of `dv_bound`.
 
     Examples:
         >>> from geomtax.info import *
@@ -491,14 +483,8 @@ def infonce_bound(
 ) -> Float[Array, ""]:
     """`InfoNCE` on one minibatch, in nats (at most ``log b``).
 
-    Args:
-        critic: Critic scoring one pair.
-        xs: Minibatch of ``x``, shape (b, d_x).
-        ys: Minibatch of ``y``, shape (b, d_y).
-        key: Dropout key (``None``: deterministic critic).
-
-    Returns:
-        The bound, a scalar in nats, at most ``log b``.
+    The arguments are those of `dv_bound` (always all b x b pairs: no ``negatives``). Returns the
+    bound, a scalar in nats, at most ``log b``.
 
     Examples:
         >>> from geomtax.info import *
