@@ -46,7 +46,7 @@ def main(n: int = 600) -> None:
     names = ["smooth", "fractured", "shuffled"]
     stack = jnp.stack([smooth, fractured, shuffled])
 
-    report = jax.vmap(lambda y: gt.distortion_report(x, y, key=k_rep, k=10, n_splits=5))(stack)
+    report = jax.vmap(lambda y: gt.distortion_report(x, y, key=k_rep, k=10, num_splits=5))(stack)
     values = report.to_dict()
     rows = [
         ("procrustes_distortion", "Procrustes D", "0 best"),

@@ -7,6 +7,7 @@
 """
 
 import functools
+import warnings
 from collections.abc import Iterable
 
 import equinox as eqx
@@ -185,3 +186,37 @@ def no_derivative(x, message: str):
 @no_derivative.defjvp
 def _no_derivative_jvp(message, primals, tangents):
     raise TypeError(message)
+
+
+def renamed_options(**renames: str):
+    """Decorator: keep old option names working for one release, with a ``DeprecationWarning``.
+
+    ``@renamed_options(n_splits="num_splits")`` maps ``n_splits=`` to ``num_splits=`` and warns
+    (once per call, pointing at the caller); passing both spellings raises ``TypeError``. The
+    wrapped function keeps its name, docstring and signature (``inspect.signature`` shows only
+    the new names), so option checks against the signature see the new spelling.
+    geomtax 0.2 renamed every count option to ``num_*`` and the memory-only ``batch_size`` of the
+    generators to ``chunk_size``; the old names go in 0.3.
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            for old in renames.keys() & kwargs.keys():
+                new = renames[old]
+                if new in kwargs:
+                    raise TypeError(
+                        f"{fn.__name__}() got both {old}= (deprecated) and {new}=; pass {new}= only"
+                    )
+                warnings.warn(
+                    f"{fn.__name__}({old}=...) is deprecated since geomtax 0.2 and will be "
+                    f"removed in 0.3; use {new}=",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

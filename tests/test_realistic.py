@@ -52,7 +52,9 @@ GEOMETRY = {
         None,
     ),
     "anchor_stability": (
-        lambda z, x, y: gg.anchor_stability(x, key=KEY, n_anchors=32, n_set=96, throw=False),
+        lambda z, x, y: gg.anchor_stability(
+            x, key=KEY, num_anchors=32, num_set_rows=96, throw=False
+        ),
         None,
     ),
     "perturbation_coherence": (

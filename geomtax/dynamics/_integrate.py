@@ -5,8 +5,6 @@ field); :func:`_solve_one` is the single-trajectory solve that :func:`geomtax.dy
 runs for every ODE system, built-in or registered.
 """
 
-import functools
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
-from .._errors import is_traced
+from .._errors import is_traced, renamed_options
 
 # ----------------------------------------------------------------------------------------------
 # validation helpers
@@ -64,34 +62,10 @@ def _uniform(key, lo_hi, dtype, shape=()):
     return jax.random.uniform(key, shape, dtype, minval=lo_hi[0], maxval=lo_hi[1])
 
 
-def _chunk_size_renamed(fn):
-    """Decorator: ``batch_size=`` (the 0.1 name of ``chunk_size``) still works, with a warning.
-
-    geomtax 0.2 renamed the memory-only ``batch_size`` of the generators (rows integrated at once)
-    and of :func:`geomtax.models.embed` (rows per forward pass) to ``chunk_size``, so that
-    ``batch_size`` means one thing, a training minibatch. The old keyword
-    maps to the new one with a ``DeprecationWarning`` pointing at the caller; passing both raises
-    ``TypeError``. It goes in 0.3. The signature shows only ``chunk_size``.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if "batch_size" in kwargs:
-            if "chunk_size" in kwargs:
-                raise TypeError(
-                    f"{fn.__name__}() got both batch_size= (deprecated) and chunk_size=; "
-                    "pass chunk_size= only"
-                )
-            warnings.warn(
-                f"{fn.__name__}(batch_size=...) is deprecated since geomtax 0.2 and will be "
-                "removed in 0.3; use chunk_size= (rows processed at once: memory only)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            kwargs["chunk_size"] = kwargs.pop("batch_size")
-        return fn(*args, **kwargs)
-
-    return wrapper
+#: ``batch_size=`` (the 0.1 name of ``chunk_size``: rows integrated or embedded at once, memory
+#: only) still works for one release with a ``DeprecationWarning``, so that ``batch_size``
+#: means one thing, a training minibatch.
+_chunk_size_renamed = renamed_options(batch_size="chunk_size")
 
 
 def _check_chunk_size(chunk_size) -> int | None:

@@ -1,8 +1,5 @@
 """Input preparation shared by the geometry metrics (static checks first, then value checks)."""
 
-import functools
-import warnings
-
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -21,39 +18,6 @@ from .._errors import (
 )
 
 ZERO_NORM_POLICIES = ("raise", "fill_one")
-
-
-def renamed_options(**renames: str):
-    """Decorator: keep old option names working for one release, with a ``DeprecationWarning``.
-
-    ``@renamed_options(n_splits="num_splits")`` maps ``n_splits=`` to ``num_splits=`` and warns
-    (once per call, pointing at the caller); passing both spellings raises ``TypeError``. The
-    wrapped function keeps its name, docstring and signature (``inspect.signature`` shows only
-    the new names), so option checks against the signature see the new spelling.
-    geomtax 0.2 renamed every count option to ``num_*``; the old names go in 0.3.
-    """
-
-    def decorate(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            for old in renames.keys() & kwargs.keys():
-                new = renames[old]
-                if new in kwargs:
-                    raise TypeError(
-                        f"{fn.__name__}() got both {old}= (deprecated) and {new}=; pass {new}= only"
-                    )
-                warnings.warn(
-                    f"{fn.__name__}({old}=...) is deprecated since geomtax 0.2 and will be "
-                    f"removed in 0.3; use {new}=",
-                    DeprecationWarning,
-                    stacklevel=2,
-                )
-                kwargs[new] = kwargs.pop(old)
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
 
 
 def check_same_columns(x, y, what: str, names=("x", "y")) -> None:

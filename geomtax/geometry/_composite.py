@@ -13,13 +13,12 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from .._custom_types import KeyArray, Samples
-from .._errors import check_int
+from .._errors import check_int, renamed_options
 from .._status import AbstractResult, Status, finish, nan_unless_ok, select
 from ._checks import (
     check_same_columns,
     nondifferentiable,
     prepare_paired_flagged,
-    renamed_options,
     zero_nonfinite,
     zero_norm_mask,
 )

@@ -8,14 +8,13 @@ from jaxtyping import Array, Bool, Float, Int
 
 from .._chunking import resolve_block_size
 from .._custom_types import KeyArray, Samples
-from .._errors import check_bool, check_choice, check_int, is_traced
+from .._errors import check_bool, check_choice, check_int, is_traced, renamed_options
 from .._status import STATUS_NAMES, AbstractResult, Status, finish, status_name, worst
 from ._checks import (
     check_block_size,
     check_k,
     nondifferentiable,
     prepare_paired_flagged,
-    renamed_options,
     zero_nonfinite,
 )
 from ._ranks import RANK_METHODS

@@ -24,13 +24,12 @@ from jaxtyping import Array, Float, Int
 
 from .._chunking import resolve_block_size
 from .._custom_types import KeyArray, Samples
-from .._errors import check_bool, check_choice, check_float, check_int
+from .._errors import check_bool, check_choice, check_float, check_int, renamed_options
 from .._numerics import center, standardize_cloud
 from .._status import AbstractResult, Status, finish, nan_unless_ok, select
 from ._checks import (
     nondifferentiable,
     prepare_single_flagged,
-    renamed_options,
     zero_nonfinite,
     zero_norm_mask,
 )
