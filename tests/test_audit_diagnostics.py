@@ -72,7 +72,7 @@ def test_fisher_matches_hand_computation_linear_gaussian(x64):
     f = ga.empirical_fisher(ll, params, x, y)
     assert float(f["dense"]["w"]) == pytest.approx(np.mean(r**2 * (x**2).sum(1)), rel=1e-10)
     assert float(f["dense"]["b"]) == pytest.approx(np.mean(r**2), rel=1e-10)
-    fb = ga.empirical_fisher(ll, params, x, y, batch_size=7)  # tiled path, 40 = 5*7 + 5
+    fb = ga.empirical_fisher(ll, params, x, y, chunk_size=7)  # tiled path, 40 = 5*7 + 5
     assert float(fb["dense"]["w"]) == pytest.approx(float(f["dense"]["w"]), rel=1e-10)
     layers = ga.fisher_by_layer(f)
     assert list(layers) == ["dense"]

@@ -146,13 +146,17 @@ def test_embed_sequences_batches_and_order():
         return np.array([[len(s), s.count("A")] for s in batch], dtype=np.float32)
 
     seqs = ["A" * i for i in range(1, 12)]
-    out = ga.embed_sequences(embed_fn, seqs, batch_size=4, progress=True)
+    out = ga.embed_sequences(embed_fn, seqs, chunk_size=4, progress=True)
     assert calls == [4, 4, 3]
     np.testing.assert_array_equal(out[:, 0], np.arange(1, 12))
     with pytest.raises(ValueError, match="returned shape"):
-        ga.embed_sequences(lambda b: np.zeros((1, 2)), seqs, batch_size=4, progress=False)
+        ga.embed_sequences(lambda b: np.zeros((1, 2)), seqs, chunk_size=4, progress=False)
     with pytest.raises(ValueError, match="no sequences"):
         ga.embed_sequences(embed_fn, [], progress=False)
+    # batch_size= is chunk_size's 0.1 name: it still works, with a warning
+    with pytest.warns(DeprecationWarning, match=r"embed_sequences\(batch_size=...\) is deprecated"):
+        old = ga.embed_sequences(embed_fn, seqs, batch_size=4, progress=False)
+    np.testing.assert_array_equal(old, out)
 
 
 def test_huggingface_adapter_tiny_random_model():
@@ -178,7 +182,7 @@ def test_huggingface_adapter_tiny_random_model():
     model = transformers.BertModel(cfg).eval()
     fn = ga.huggingface_embed_fn(model, tok, layer=-1)
     seqs = ["A C G T", "G G", "T A C"]
-    out = ga.embed_sequences(fn, seqs, batch_size=2, progress=False)
+    out = ga.embed_sequences(fn, seqs, chunk_size=2, progress=False)
     assert out.shape == (3, 16) and np.isfinite(out).all()
     # Padding must not change a sequence's pooled embedding.
     alone = fn(["G G"])

@@ -15,6 +15,7 @@ import pytest
 from geomtax.cli._main import main as cli_main
 from geomtax.sweep import (
     ResultStore,
+    SweepConfigError,
     SweepLockedError,
     expand_grid,
     load_config,
@@ -55,7 +56,7 @@ def _config(tmp_path, *, vectorize=True, delay=0.0, seeds=(0, 1, 2), batch_size=
     cfg = {
         "sweep": {
             "name": "t",
-            "batch_size": batch_size,
+            "chunk_size": batch_size,
             "vectorize": vectorize,
             "python_path": ["."],
             "out": "out",
@@ -410,7 +411,7 @@ def test_degenerate_cell_is_a_row_with_its_status_and_vmapped_statuses(tmp_path)
     np.save(tmp_path / "x1.npy", np.ones((24, 6)))  # every row identical: degenerate
     np.save(tmp_path / "y.npy", rng.normal(size=(24, 6)))
     cfg = {
-        "sweep": {"name": "d", "out": "out", "batch_size": 4},
+        "sweep": {"name": "d", "out": "out", "chunk_size": 4},
         "grid": {
             "layer": [0, 1],
             "seed": [0, 1, 2],
@@ -432,3 +433,15 @@ def test_degenerate_cell_is_a_row_with_its_status_and_vmapped_statuses(tmp_path)
     assert {r["group_size"] for r in fss} == {3}  # one vmapped call per layer
     assert {r["status"] for r in fss if r["layer"] == 0} == {"ok"}
     assert {r["status"] for r in fss if r["layer"] == 1} == {"degenerate_input"}
+
+
+def test_sweep_batch_size_is_a_deprecated_alias_of_chunk_size():
+    """0.2: ``[sweep] chunk_size`` (cells per vectorized call); the 0.1 key still reads, warned."""
+    base = {"grid": {"seed": [0], "estimator": ["cka"]}, "data": {"x": "x.npy", "y": "x.npy"}}
+    with pytest.warns(DeprecationWarning, match="batch_size is deprecated.*chunk_size"):
+        old = normalize_config({"sweep": {"batch_size": 3}, **base})
+    assert old["sweep"]["chunk_size"] == 3 and "batch_size" not in old["sweep"]
+    with pytest.raises(SweepConfigError, match="both batch_size"):
+        normalize_config({"sweep": {"batch_size": 3, "chunk_size": 3}, **base})
+    with pytest.raises(SweepConfigError, match="chunk_size must be a positive integer"):
+        normalize_config({"sweep": {"chunk_size": 0}, **base})

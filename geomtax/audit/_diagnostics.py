@@ -17,7 +17,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._custom_types import ArrayLike, KeyArray
-from .._errors import is_traced
+from .._errors import is_traced, renamed_options
 from .._status import status_name
 from ..geometry import knn_overlap, procrustes_disparity, rdm_similarity
 from ._metrics import ideal
@@ -236,13 +236,14 @@ def member_embedding_stability(
     return out
 
 
+@renamed_options(batch_size="chunk_size")
 def empirical_fisher(
     log_likelihood: Callable,
     params: Any,
     x: ArrayLike,
     y: ArrayLike,
     *,
-    batch_size: int | None = None,
+    chunk_size: int | None = None,
 ) -> Any:
     r"""Empirical Fisher information (trace) of every parameter array, averaged over examples.
 
@@ -256,7 +257,7 @@ def empirical_fisher(
             inexact-array leaves are differentiated), or the ``nnx.State`` of ``nnx.split``.
         x: ``(N, ...)`` inputs.
         y: ``(N, ...)`` observed targets.
-        batch_size: examples per vmapped block (``None``: all at once). Bounds memory.
+        chunk_size: examples per vmapped block (``None``: all at once). Bounds memory.
 
     Returns:
         A pytree like ``params`` with a scalar :math:`F_\theta` (nats²) at every differentiable
@@ -276,11 +277,11 @@ def empirical_fisher(
         raise ValueError(f"x and y must share a leading example axis; got {x.shape}, {y.shape}")
     if x.shape[0] == 0:
         raise ValueError("empirical_fisher needs at least one example")
-    return _fisher(log_likelihood, diff, static, x, y, batch_size)
+    return _fisher(log_likelihood, diff, static, x, y, chunk_size)
 
 
 @eqx.filter_jit
-def _fisher(log_likelihood, diff, static, x, y, batch_size):
+def _fisher(log_likelihood, diff, static, x, y, chunk_size):
     def one(d, xi, yi):
         return log_likelihood(eqx.combine(d, static), xi, yi)
 
@@ -296,18 +297,18 @@ def _fisher(log_likelihood, diff, static, x, y, batch_size):
         return jax.tree_util.tree_map(leaf, g)
 
     n = x.shape[0]
-    if batch_size is None or batch_size >= n:
+    if chunk_size is None or chunk_size >= n:
         total = sq_sum(x, y, jnp.ones(n, dtype=bool))
     else:
-        nb = -(-n // batch_size)
-        pad = nb * batch_size - n
+        nb = -(-n // chunk_size)
+        pad = nb * chunk_size - n
         xp = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]).reshape(
-            nb, batch_size, *x.shape[1:]
+            nb, chunk_size, *x.shape[1:]
         )
         yp = jnp.concatenate([y, jnp.zeros((pad, *y.shape[1:]), y.dtype)]).reshape(
-            nb, batch_size, *y.shape[1:]
+            nb, chunk_size, *y.shape[1:]
         )
-        valid = (jnp.arange(nb * batch_size) < n).reshape(nb, batch_size)
+        valid = (jnp.arange(nb * chunk_size) < n).reshape(nb, chunk_size)
 
         def body(carry, blk):
             part = jax.checkpoint(sq_sum)(*blk)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._custom_types import ArrayLike
+from .._errors import renamed_options
 
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".joblib")
 _PICKLE_MAGIC = b"\x80"
@@ -402,11 +403,12 @@ def filter_rows(
     return [a[kept] for a in arrs], kept
 
 
+@renamed_options(batch_size="chunk_size")
 def embed_sequences(
     embed_fn: Callable[[list[str]], np.ndarray],
     sequences: Sequence[str],
     *,
-    batch_size: int = 32,
+    chunk_size: int = 32,
     progress: bool = True,
     desc: str = "embedding",
 ) -> np.ndarray:
@@ -416,7 +418,7 @@ def embed_sequences(
         embed_fn: ``embed_fn(list_of_sequences) -> array (batch, d)`` (or ``(batch, L, d)``
             with equal ``L``); any array type convertible by ``numpy.asarray``.
         sequences: the sequences.
-        batch_size: sequences per call.
+        chunk_size: sequences per call.
         progress: show a tqdm progress bar.
         desc: progress-bar label.
 
@@ -429,20 +431,20 @@ def embed_sequences(
     Examples:
         >>> import numpy as np
         >>> embed_sequences(lambda b: np.array([[len(s)] for s in b]), ["A", "AC", "ACG"],
-        ...                 batch_size=2, progress=False)[:, 0]
+        ...                 chunk_size=2, progress=False)[:, 0]
         array([1, 2, 3])
     """
     seqs = list(sequences)
     if not seqs:
         raise ValueError("no sequences to embed")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     from tqdm.auto import tqdm
 
     chunks = []
     bar = tqdm(total=len(seqs), desc=desc, disable=not progress, leave=False)
-    for start in range(0, len(seqs), batch_size):
-        batch = seqs[start : start + batch_size]
+    for start in range(0, len(seqs), chunk_size):
+        batch = seqs[start : start + chunk_size]
         out = np.asarray(embed_fn(batch))
         if out.ndim < 1 or out.shape[0] != len(batch):
             raise ValueError(

@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import KeyArray
+from .._errors import renamed_options
 from .._jsonio import jsonable
 from .._status import status_name
 from ..geometry import rdm_similarity
@@ -215,6 +216,7 @@ def _similarity(x, y, flags: list | None = None, what: str = "") -> float:
     return float(np.asarray(res.value))
 
 
+@renamed_options(batch_size="chunk_size")
 def rc_texture_test(
     embed_fn: Callable[[list[str]], np.ndarray],
     sequences: Sequence[str],
@@ -229,7 +231,7 @@ def rc_texture_test(
     separation_min: float = 0.2,
     confirm_min: float = 0.7,
     partial_min: float = 0.3,
-    batch_size: int = 64,
+    chunk_size: int = 64,
     progress: bool = False,
 ) -> RCTextureReport:
     r"""Reverse-complement texture test: is RC robustness explained by base composition?
@@ -261,7 +263,7 @@ def rc_texture_test(
         separation_min: ``S_real - S_iid`` below this → ``"symmetric"`` (ratios NaN + flag).
         confirm_min: ``min(r_texture, r_shuffle) >= confirm_min`` → ``"composition"``.
         partial_min: ``min(r) >= partial_min`` → ``"partial"``; below → ``"rejected"``.
-        batch_size: sequences per ``embed_fn`` call.
+        chunk_size: sequences per ``embed_fn`` call.
         progress: show progress bars.
 
     Returns:
@@ -302,7 +304,7 @@ def rc_texture_test(
 
     def emb(ss, label):
         return np.asarray(
-            embed_sequences(embed_fn, ss, batch_size=batch_size, progress=progress, desc=label),
+            embed_sequences(embed_fn, ss, chunk_size=chunk_size, progress=progress, desc=label),
             dtype=np.float32,
         )
 

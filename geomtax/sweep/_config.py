@@ -6,6 +6,7 @@ import itertools
 import json
 import string
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ class SweepConfigError(ValueError):
 _SWEEP_DEFAULTS: dict[str, Any] = {
     "name": "sweep",
     "out": None,
-    "batch_size": 8,
+    "chunk_size": 8,
     "vectorize": True,
     "python_path": [],
 }
@@ -121,15 +122,26 @@ def normalize_config(raw: dict[str, Any], *, base_dir: str | Path = ".") -> dict
         )
     if not isinstance(raw.get("sweep", {}), dict):
         raise SweepConfigError("[sweep] must be a table")
-    sweep = {**_SWEEP_DEFAULTS, **raw.get("sweep", {})}
+    given = dict(raw.get("sweep", {}))
+    if "batch_size" in given:  # the 0.1 name; batch_size means a training minibatch in 0.2
+        if "chunk_size" in given:
+            raise SweepConfigError("[sweep] has both batch_size (deprecated) and chunk_size")
+        warnings.warn(
+            "[sweep] batch_size is deprecated since geomtax 0.2 and will be removed in 0.3; "
+            "write chunk_size (cells per vectorized call)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        given["chunk_size"] = given.pop("batch_size")
+    sweep = {**_SWEEP_DEFAULTS, **given}
     bad = set(sweep) - set(_SWEEP_DEFAULTS)
     if bad:
         raise SweepConfigError(
             f"unknown [sweep] keys {sorted(bad)}; allowed: {sorted(_SWEEP_DEFAULTS)}"
         )
-    if not isinstance(sweep["batch_size"], int) or sweep["batch_size"] < 1:
+    if not isinstance(sweep["chunk_size"], int) or sweep["chunk_size"] < 1:
         raise SweepConfigError(
-            f"[sweep] batch_size must be a positive integer; got {sweep['batch_size']}"
+            f"[sweep] chunk_size must be a positive integer; got {sweep['chunk_size']}"
         )
     grid = raw.get("grid")
     if not isinstance(grid, dict) or not grid:

@@ -297,7 +297,7 @@ class _Runner:
 
     def batches(self, cells: list[Cell]):
         """Group cells that differ only in their seed (vectorizable), in grid order."""
-        batch_size = self.config["sweep"]["batch_size"]
+        chunk_size = self.config["sweep"]["chunk_size"]
         vectorize = self.config["sweep"]["vectorize"]
         groups: dict[str, list[Cell]] = {}
         for cell in cells:
@@ -306,11 +306,11 @@ class _Runner:
                 rest = {k: v for k, v in cell.params.items() if k != "seed"}
                 gkey = canonical_json([rest, cell.function, cell.options, cell.data])
             else:
-                gkey = f"single:{cell.index // batch_size}"
+                gkey = f"single:{cell.index // chunk_size}"
             groups.setdefault(gkey, []).append(cell)
         for gkey, group in groups.items():
-            for i in range(0, len(group), batch_size):
-                yield (not gkey.startswith("single:")), group[i : i + batch_size]
+            for i in range(0, len(group), chunk_size):
+                yield (not gkey.startswith("single:")), group[i : i + chunk_size]
 
     def run(self, cells: list[Cell], pbar) -> int:
         computed = 0
