@@ -20,6 +20,7 @@ compares two states of one cloud), or the one input (single-set metrics). The fi
 """
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -119,7 +120,7 @@ class MetricSpec:
     name: str
     function: Callable[..., Any]
     pairing: str
-    invariances: frozenset
+    invariances: AbstractSet[str]  # any set of names; stored as a frozenset
     smooth: bool
     range: tuple[float, float]
     better: str
