@@ -8,6 +8,10 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+# Scripts the tests run in a subprocess, not test modules: importing _shape_check.py (as
+# --doctest-modules would) installs jaxtyping's import hook in the worker and runs the check.
+collect_ignore = ["_shape_check.py", "_typecheck.py"]
+
 # Silent broadcasting between arrays of different rank is the commonest quiet bug.
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
