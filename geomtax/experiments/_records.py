@@ -1,8 +1,12 @@
-"""Result records -> JSON, CSV, Markdown tables and PNG figures."""
+"""Result records -> JSON, CSV, Markdown tables and PNG figures; the checksummed ``cells.jsonl``."""
 
 import csv
+import hashlib
 import json
 import math
+import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +181,120 @@ def format_summary(result: dict[str, Any]) -> str:
     for name, rows in result["summary"].items():
         parts.append(f"### {name}\n\n" + markdown_table(rows))
     return "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# cells.jsonl: one checksummed JSON object per line, appended atomically
+
+_CHECKSUM = "_sha256"
+
+
+def _digest(record: dict[str, Any]) -> str:
+    blob = json.dumps(record, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _notify(log: Callable[[str], None] | None, message: str) -> None:
+    if log is None:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    else:
+        log(message)
+
+
+def append_record(path: str | Path, record: dict[str, Any]) -> None:
+    """Append ``record`` to the JSON-lines file ``path`` as one checksummed line.
+
+    The line carries ``"_sha256"`` (first 16 hex digits of the SHA-256 of the record's sorted
+    JSON) and is written with one ``write``, then flushed and ``fsync``-ed. If the file does not
+    end with a newline (a torn line left by a kill), a newline is written first, so the torn
+    line is never merged into this record; :func:`load_records` moves it aside.
+
+    Args:
+        path: the ``cells.jsonl`` file (created if missing).
+        record: a flat JSON-serialisable dict without an ``"_sha256"`` key.
+    """
+    path = Path(path)
+    if _CHECKSUM in record:
+        raise ValueError(f"record already holds a {_CHECKSUM!r} field")
+    line = json.dumps({**record, _CHECKSUM: _digest(record)}) + "\n"
+    with open(path, "ab") as fh:
+        if fh.tell() > 0:
+            with open(path, "rb") as check:
+                check.seek(-1, os.SEEK_END)
+                if check.read(1) != b"\n":
+                    line = "\n" + line
+        fh.write(line.encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    """The record of one line, or ``None`` if it is torn, not an object or fails its checksum."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(rec, dict) or "cell_id" not in rec:
+        return None
+    checksum = rec.pop(_CHECKSUM, None)
+    if checksum is not None and checksum != _digest(rec):
+        return None
+    return rec  # a line without a checksum: written before 0.2, read as it is
+
+
+def load_records(
+    path: str | Path, *, log: Callable[[str], None] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Read the checksummed records of ``path`` (``{cell_id: record}``, the last one wins).
+
+    Lines that are torn (no closing newline, not JSON) or fail their checksum are moved aside:
+    appended to ``<path>.corrupt`` (never deleted), and ``path`` is rewritten without them (a
+    temporary file renamed over it), with a one-line notice. Their cells are then recomputed.
+    Lines without a checksum (files written before 0.2) are read as they are.
+
+    Args:
+        path: the ``cells.jsonl`` file (a missing file holds no records).
+        log: receives the notice (``None``: a ``RuntimeWarning``).
+
+    Returns:
+        The valid records by cell id, without their checksum field.
+    """
+    path = Path(path)
+    if not path.exists():
+        return {}
+    raw = path.read_bytes()
+    done: dict[str, dict[str, Any]] = {}
+    good: list[bytes] = []
+    bad: list[bytes] = []
+    for chunk in raw.splitlines(keepends=True):
+        if not chunk.strip():
+            continue
+        rec = None
+        if chunk.endswith(b"\n"):
+            try:
+                rec = _parse(chunk.decode())
+            except UnicodeDecodeError:
+                rec = None
+        if rec is None:
+            bad.append(chunk if chunk.endswith(b"\n") else chunk + b"\n")
+            continue
+        good.append(chunk)
+        done[rec["cell_id"]] = rec
+    if bad:
+        aside = path.with_name(path.name + ".corrupt")
+        with open(aside, "ab") as fh:
+            fh.write(b"".join(bad))
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(b"".join(good))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _notify(
+            log,
+            f"{path}: {len(bad)} torn or corrupt line(s) moved to {aside}; "
+            "their cells will be recomputed",
+        )
+    return done

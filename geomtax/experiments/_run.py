@@ -88,8 +88,13 @@ def run_cell(
     *,
     checkpoint_dir: Path | None = None,
     progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate one cell; return its flat result record (floats, ints, strings)."""
+    """Train and evaluate one cell; return its flat result record (floats, ints, strings).
+
+    ``log`` receives the one-line notices of a checkpoint that fails to restore (``None``: a
+    ``RuntimeWarning``).
+    """
     root = jax.random.key(cell.seed)
     k_tok, k_init, k_train = jax.random.split(jax.random.fold_in(root, 7), 3)
     tok = tokenize_cell(config, cell, data, k_tok)
@@ -118,6 +123,7 @@ def run_cell(
         callback=callback,
         progress=progress,
         description=cell.cell_id,
+        log=log,
     )
     train_seconds = time.perf_counter() - t0
     k_suite = jax.random.fold_in(root, 11)
@@ -243,20 +249,11 @@ def _prepare_dir(out: Path, config: AblationConfig) -> None:
         )
 
 
-def _load_done(out: Path) -> dict[str, dict]:
-    path = out / "cells.jsonl"
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by an interruption: recompute that cell
-                continue
-            done[rec["cell_id"]] = rec
-    return done
+def _load_done(out: Path, log: Callable[[str], None] | None = None) -> dict[str, dict]:
+    """Finished cells of ``out/cells.jsonl``; torn or corrupt lines are moved aside."""
+    from ._records import load_records
+
+    return load_records(out / "cells.jsonl", log=log)
 
 
 def run_ablation(
@@ -290,11 +287,11 @@ def run_ablation(
     """
     import shutil
 
-    from ._records import write_outputs
+    from ._records import append_record, write_outputs
 
     out = Path(out)
     _prepare_dir(out, config)
-    done = _load_done(out)
+    done = _load_done(out, log)
     plan = plan_cells(config)
     t0 = time.perf_counter()
     data_cache: dict[tuple[str, int], SystemData] = {}
@@ -307,10 +304,11 @@ def run_ablation(
             if key not in data_cache:
                 data_cache[key] = load_system_data(config, cell.system, cell.seed)
             ckpt = out / "checkpoints" / cell.cell_id
-            rec = run_cell(config, cell, data_cache[key], checkpoint_dir=ckpt, progress=progress)
+            rec = run_cell(
+                config, cell, data_cache[key], checkpoint_dir=ckpt, progress=progress, log=log
+            )
             rec["experiments"] = list(exps)
-            with open(out / "cells.jsonl", "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
+            append_record(out / "cells.jsonl", rec)
             shutil.rmtree(ckpt, ignore_errors=True)
             if log is not None:
                 log(

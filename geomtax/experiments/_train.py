@@ -6,8 +6,11 @@ step).
 """
 
 import functools
+import hashlib
 import math
+import shutil
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -247,16 +250,40 @@ def make_eval_loss(graphdef):
     return eval_fn
 
 
+def _leaves_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 (first 16 hex digits) of the saved arrays: names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _notify(log: Callable[[str], None] | None, message: str) -> None:
+    if log is None:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    else:
+        log(message)
+
+
 class _Checkpointer:
-    """Orbax checkpoint of the full training state, one per finished epoch (latest kept)."""
+    """Orbax checkpoints of the full training state, one per finished epoch (last two kept).
+
+    Each step's metadata holds a checksum of its arrays, so a checkpoint that restores but holds
+    other bytes than were saved is caught too (checkpoints written before 0.2 have none).
+    """
+
+    _DIGEST = "_leaves_sha256"
 
     def __init__(self, directory: str | Path):
         import orbax.checkpoint as ocp
 
         self._ocp = ocp
+        self.directory = Path(directory).absolute()
         self.manager = ocp.CheckpointManager(
-            Path(directory).absolute(),
-            options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
         )
 
     def latest(self):
@@ -265,6 +292,7 @@ class _Checkpointer:
     def save(self, epoch: int, leaves: list, meta: dict) -> None:
         ocp = self._ocp
         arrays = {f"leaf_{i:05d}": np.asarray(x) for i, x in enumerate(leaves)}
+        meta = {**meta, self._DIGEST: _leaves_digest(arrays)}
         self.manager.save(
             epoch,
             args=ocp.args.Composite(
@@ -282,9 +310,55 @@ class _Checkpointer:
                 state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()
             ),
         )
-        arrays = out["state"]
+        arrays = {k: np.asarray(out["state"][k]) for k in target}
+        meta = dict(out["meta"])
+        digest = meta.pop(self._DIGEST, None)
+        if digest is not None and digest != _leaves_digest(arrays):
+            raise ValueError("its arrays do not match the checksum saved with them")
         leaves = [jnp.asarray(arrays[f"leaf_{i:05d}"]) for i in range(len(like))]
-        return leaves, dict(out["meta"])
+        return leaves, meta
+
+    def _move_aside(self, step: int) -> Path | None:
+        """Move the step folder to ``<directory>.corrupt/`` (kept for inspection, not deleted)."""
+        folder = self.directory / str(step)
+        if not folder.exists():
+            return None
+        aside = self.directory.with_name(self.directory.name + ".corrupt")
+        aside.mkdir(parents=True, exist_ok=True)
+        target, n = aside / str(step), 1
+        while target.exists():
+            target, n = aside / f"{step}.{n}", n + 1
+        shutil.move(str(folder), str(target))
+        return target
+
+    def restore_latest_good(
+        self, like: list, log: Callable[[str], None] | None = None
+    ) -> tuple[list, dict] | None:
+        """Restore the newest step that restores and checks; ``None`` if none does.
+
+        A step that fails is moved aside (:meth:`_move_aside`) with a one-line notice, and the
+        previous step is tried.
+        """
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        for i, step in enumerate(steps):
+            try:
+                return self.restore(step, like)
+            except Exception as err:  # orbax raises many kinds on damaged files
+                moved = self._move_aside(step)
+                self.manager.reload()
+                reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                then = (
+                    f"falling back to step {steps[i + 1]}"
+                    if i + 1 < len(steps)
+                    else "no earlier checkpoint; training this cell from the start"
+                )
+                where = f" (moved to {moved})" if moved is not None else ""
+                _notify(
+                    log,
+                    f"checkpoint {self.directory} step {step} does not restore ({reason})"
+                    f"{where}; {then}",
+                )
+        return None
 
     def close(self) -> None:
         self.manager.close()
@@ -308,6 +382,7 @@ def train(
     callback: Callable[[int, SequenceModel], dict[str, float]] | None = None,
     progress: bool = False,
     description: str = "train",
+    log: Callable[[str], None] | None = None,
 ) -> tuple[SequenceModel, TrainLog, list[dict[str, float]]]:
     r"""Train ``model`` and return its best-validation copy, the log and callback records.
 
@@ -332,6 +407,10 @@ def train(
         callback: ``(epoch, current model) -> dict of floats``, called after every epoch.
         progress: show a tqdm bar with loss and throughput.
         description: label of the progress bar.
+        log: receives a one-line notice when a checkpoint does not restore (``None``: a
+            ``RuntimeWarning``). The last two epochs are kept; a damaged latest one is moved to
+            ``<checkpoint_dir>.corrupt/`` and the previous one is used; if none restores,
+            training starts from epoch 0.
 
     Returns:
         ``(best model, TrainLog, callback records)``.
@@ -400,9 +479,11 @@ def train(
     state_like = [params, opt_state, best_params]
     treedef = jax.tree.structure(state_like)
     if ckpt is not None and ckpt.latest() is not None:
-        leaves, history = ckpt.restore(ckpt.latest(), jax.tree.leaves(state_like))
-        params, opt_state, best_params = jax.tree.unflatten(treedef, leaves)
-        start_epoch = len(history["train_loss"])
+        restored = ckpt.restore_latest_good(jax.tree.leaves(state_like), log)
+        if restored is not None:
+            leaves, history = restored
+            params, opt_state, best_params = jax.tree.unflatten(treedef, leaves)
+            start_epoch = len(history["train_loss"])
 
     bar = None
     if progress:
