@@ -187,3 +187,114 @@ def test_huggingface_adapter_tiny_random_model():
     # Padding must not change a sequence's pooled embedding.
     alone = fn(["G G"])
     np.testing.assert_allclose(out[1], alone[0], atol=1e-5)
+
+
+# --- bounded loaders (issue 15 item 4): declared sizes are checked before allocating ---------
+
+
+def _npy_header(shape, dtype="<f8") -> bytes:
+    import io
+
+    from numpy.lib import format as npf
+
+    buf = io.BytesIO()
+    npf.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return b"\x93NUMPY\x01\x00" + buf.getvalue()[8:]
+
+
+def test_npy_header_bomb_refused_before_allocating(tmp_path):
+    from geomtax.audit._embeddings import check_array
+
+    path = tmp_path / "bomb.npy"
+    path.write_bytes(_npy_header((10**9, 10**3)))  # declares 8 TB in a ~128-byte file
+    for fn in (ga.load_embeddings, check_array, ga.load_labels):
+        with pytest.raises(ValueError, match="over the load limit") as info:
+            fn(path)
+        msg = str(info.value)
+        assert "bomb.npy" in msg and "(1000000000, 1000)" in msg and "8000000000000 bytes" in msg
+        assert "max_bytes=" in msg and "GEOMTAX_MAX_LOAD_BYTES" in msg and "\n" not in msg
+    # under the limit but larger than the file: a truncated file, said so
+    path.write_bytes(_npy_header((100, 10)) + b"\x00" * 80)
+    with pytest.raises(ValueError, match="truncated.*8000 bytes"):
+        check_array(path)
+
+
+def test_npz_bombs_refused_from_headers(tmp_path):
+    import zipfile
+
+    from geomtax.audit._embeddings import check_array
+
+    # a highly compressible member: 8 MB of zeros in a few KB
+    np.savez_compressed(tmp_path / "zeros.npz", big=np.zeros((4096, 256)), small=np.ones((3, 2)))
+    assert (tmp_path / "zeros.npz").stat().st_size < 100_000
+    with pytest.raises(ValueError, match=r"zeros.npz: 'big' declares.*8388\d+ bytes.*1000000"):
+        ga.load_embeddings(tmp_path / "zeros.npz", name="big", max_bytes=1_000_000)
+    with pytest.raises(ValueError, match="'big'.*over the load limit"):
+        check_array(f"{tmp_path / 'zeros.npz'}#big", max_bytes=1_000_000)
+    # another member under the limit still loads
+    out = ga.load_embeddings(tmp_path / "zeros.npz", name="small", max_bytes=1_000_000)
+    np.testing.assert_array_equal(out, np.ones((3, 2)))
+    # a member whose header declares a huge shape
+    with zipfile.ZipFile(tmp_path / "lie.npz", "w") as zf:
+        zf.writestr("x.npy", _npy_header((10**9, 10**3), "<f4"))
+    for fn in (ga.load_embeddings, check_array):
+        with pytest.raises(ValueError, match=r"'x' declares shape \(1000000000, 1000\) float32"):
+            fn(tmp_path / "lie.npz")
+
+
+def test_safetensors_and_h5ad_bombs_refused(tmp_path):
+    import json
+    import struct
+
+    from geomtax.audit._embeddings import check_array
+
+    header = json.dumps(
+        {"t": {"dtype": "F32", "shape": [10**9, 1000], "data_offsets": [0, 4 * 10**12]}}
+    ).encode()
+    (tmp_path / "bomb.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    for fn in (ga.load_embeddings, check_array):
+        with pytest.raises(ValueError, match=r"'t' declares shape \(1000000000, 1000\) F32"):
+            fn(tmp_path / "bomb.safetensors")
+    # a chunked, never-written dataset: a tiny file declaring 8 GB
+    with h5py.File(tmp_path / "bomb.h5ad", "w") as f:
+        g = f.create_group("obsm")
+        g.create_dataset("X_big", shape=(10**6, 1000), dtype="f8", chunks=(1000, 100))
+    assert (tmp_path / "bomb.h5ad").stat().st_size < 100_000
+    for fn in (ga.load_embeddings, check_array):
+        with pytest.raises(ValueError, match=r"/obsm/X_big' declares shape \(1000000, 1000\)"):
+            spec = (
+                f"{tmp_path / 'bomb.h5ad'}#X_big" if fn is check_array else tmp_path / "bomb.h5ad"
+            )
+            fn(spec, max_bytes=10**8)
+
+
+def test_load_limit_env_var_and_mmap(tmp_path, monkeypatch, arr):
+    from geomtax.audit._embeddings import check_array, load_array
+    from geomtax.audit._limits import default_max_bytes, parse_bytes
+
+    assert default_max_bytes() > 0 and parse_bytes("8GiB") == 2**33
+    np.save(tmp_path / "a.npy", arr)  # 96 bytes
+    out = ga.load_embeddings(tmp_path / "a.npy")
+    assert isinstance(out, np.memmap)  # memory-mapped, not read into memory
+    np.testing.assert_array_equal(out, arr)
+    monkeypatch.setenv("GEOMTAX_MAX_LOAD_BYTES", "64")
+    with pytest.raises(ValueError, match="96 bytes.*limit of 64 bytes"):
+        load_array(tmp_path / "a.npy")
+    with pytest.raises(ValueError, match="over the load limit"):
+        check_array(tmp_path / "a.npy")
+    assert check_array(tmp_path / "a.npy", max_bytes=96) == arr.shape  # the option wins
+    monkeypatch.setenv("GEOMTAX_MAX_LOAD_BYTES", "lots")
+    with pytest.raises(ValueError, match="GEOMTAX_MAX_LOAD_BYTES='lots' is not a byte count"):
+        ga.load_embeddings(tmp_path / "a.npy")
+
+
+def test_text_parse_errors_name_the_file(tmp_path):
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,x\n")
+    with pytest.raises(ValueError, match=r"bad.csv: not a numeric CSV table .*'x'"):
+        ga.load_embeddings(tmp_path / "bad.csv")
+    (tmp_path / "ragged.tsv").write_text("1\t2\n3\t4\t5\n")
+    with pytest.raises(ValueError, match=r"ragged.tsv: not a numeric TSV table"):
+        ga.load_embeddings(tmp_path / "ragged.tsv")
+    (tmp_path / "big.csv").write_text("1,2\n" * 100)
+    with pytest.raises(ValueError, match="big.csv.*over the load limit"):
+        ga.load_embeddings(tmp_path / "big.csv", max_bytes=1000)
