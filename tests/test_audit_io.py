@@ -83,7 +83,7 @@ def test_unreadable_unknown_empty(tmp_path):
 
 def test_data_spec_syntax(tmp_path, arr):
     """PATH#KEY is the one data-path syntax of audit and sweep (load_array, check_array)."""
-    from geomtax.audit._embeddings import check_array, load_array, split_data_spec
+    from geomtax.audit._loaders import check_array, load_array, split_data_spec
 
     assert split_data_spec("a/b.npz#emb") == ("a/b.npz", "emb")
     assert split_data_spec("a/b.npy") == ("a/b.npy", None)
@@ -203,7 +203,7 @@ def _npy_header(shape, dtype="<f8") -> bytes:
 
 
 def test_npy_header_bomb_refused_before_allocating(tmp_path):
-    from geomtax.audit._embeddings import check_array
+    from geomtax.audit._loaders import check_array
 
     path = tmp_path / "bomb.npy"
     path.write_bytes(_npy_header((10**9, 10**3)))  # declares 8 TB in a ~128-byte file
@@ -222,7 +222,7 @@ def test_npy_header_bomb_refused_before_allocating(tmp_path):
 def test_npz_bombs_refused_from_headers(tmp_path):
     import zipfile
 
-    from geomtax.audit._embeddings import check_array
+    from geomtax.audit._loaders import check_array
 
     # a highly compressible member: 8 MB of zeros in a few KB
     np.savez_compressed(tmp_path / "zeros.npz", big=np.zeros((4096, 256)), small=np.ones((3, 2)))
@@ -246,7 +246,7 @@ def test_safetensors_and_h5ad_bombs_refused(tmp_path):
     import json
     import struct
 
-    from geomtax.audit._embeddings import check_array
+    from geomtax.audit._loaders import check_array
 
     header = json.dumps(
         {"t": {"dtype": "F32", "shape": [10**9, 1000], "data_offsets": [0, 4 * 10**12]}}
@@ -269,8 +269,8 @@ def test_safetensors_and_h5ad_bombs_refused(tmp_path):
 
 
 def test_load_limit_env_var_and_mmap(tmp_path, monkeypatch, arr):
-    from geomtax.audit._embeddings import check_array, load_array
     from geomtax.audit._limits import default_max_bytes, parse_bytes
+    from geomtax.audit._loaders import check_array, load_array
 
     assert default_max_bytes() > 0 and parse_bytes("8GiB") == 2**33
     np.save(tmp_path / "a.npy", arr)  # 96 bytes

@@ -30,8 +30,6 @@ from ._diagnostics import predictive_entropy as predictive_entropy
 from ._embeddings import embed_sequences as embed_sequences
 from ._embeddings import filter_rows as filter_rows
 from ._embeddings import huggingface_embed_fn as huggingface_embed_fn
-from ._embeddings import load_embeddings as load_embeddings
-from ._embeddings import load_labels as load_labels
 from ._embeddings import pool_embeddings as pool_embeddings
 from ._genomics import CTCF_MOTIF as CTCF_MOTIF
 from ._genomics import DINUCLEOTIDES as DINUCLEOTIDES
@@ -49,6 +47,8 @@ from ._genomics import reverse_complement as reverse_complement
 from ._genomics import reverse_sequences as reverse_sequences
 from ._genomics import rng_from_key as rng_from_key
 from ._genomics import validate_sequences as validate_sequences
+from ._loaders import load_embeddings as load_embeddings
+from ._loaders import load_labels as load_labels
 from ._rc_test import RCTextureReport as RCTextureReport
 from ._rc_test import kmer_embedder as kmer_embedder
 from ._rc_test import position_sensitive_embedder as position_sensitive_embedder

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..audit._embeddings import load_array
+from ..audit._loaders import load_array
 from ._errors import UsageError, one_line_errors
 
 
@@ -121,7 +121,7 @@ def _inputs(args: argparse.Namespace):
     """
     from ..audit import _genomics as gen
     from ..audit._audit import ModelEmbeddings, check_options
-    from ..audit._embeddings import load_labels, split_data_spec
+    from ..audit._loaders import load_labels, split_data_spec
     from ..audit._regimes import RegimeThresholds
 
     mi_options = _options(args.mi_option, "--mi-option")
