@@ -22,6 +22,7 @@ from ._runner import check_sweep as check_sweep
 from ._runner import run_sweep as run_sweep
 from ._store import ResultStore as ResultStore
 from ._store import SweepLockedError as SweepLockedError
+from ._store import SweepStoreError as SweepStoreError
 from ._store import read_results as read_results
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "ResultStore",
     "SweepConfigError",
     "SweepLockedError",
+    "SweepStoreError",
     "SweepSummary",
     "cell_id",
     "check_sweep",

@@ -7,8 +7,11 @@ import json
 import string
 import tomllib
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .._version import __version__
 
 #: Grid keys starting with this prefix are passed to the estimator as keyword options.
 OPTION_PREFIX = "opt."
@@ -33,7 +36,10 @@ class Cell:
 
     Attributes:
         cell_id: stable id, the first 16 hex digits of the SHA-256 of :attr:`spec` as canonical
-            JSON (sorted keys), so it depends only on what the cell computes.
+            JSON (sorted keys): it covers everything the result depends on -- the grid values,
+            the estimator and its options, the data paths, the *contents* of the data files
+            (:attr:`inputs`) and the geomtax version -- so an input overwritten with new data,
+            or a new geomtax release, gives new ids (and recomputed cells).
         index: position in the deterministic expansion order (file order of the grid keys,
             itertools.product order of their values).
         params: the grid values of this cell (``seed``, ``model``, ``layer``, ``opt.*``, ...).
@@ -42,6 +48,11 @@ class Cell:
         options: keyword options for the estimator (``[estimators.NAME].options`` updated by the
             cell's ``opt.*`` grid values).
         data: input file paths after formatting with ``params`` (keys ``x`` and optionally ``y``).
+        inputs: content hash of each data file (same keys as :attr:`data`; ``None`` for a file
+            that could not be read).
+        key: the id of the cell's configuration alone (:attr:`spec` without the input contents
+            and the version); a stored row with this key but another :attr:`cell_id` is a
+            result of the same cell on older inputs (superseded).
     """
 
     cell_id: str
@@ -51,16 +62,23 @@ class Cell:
     function: str
     options: dict[str, Any]
     data: dict[str, str]
+    inputs: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    key: str = ""
 
     @property
-    def spec(self) -> dict[str, Any]:
-        """What the cell computes (hashed into :attr:`cell_id`)."""
+    def config_spec(self) -> dict[str, Any]:
+        """What the cell computes, by configuration only (hashed into :attr:`key`)."""
         return {
             "params": self.params,
             "function": self.function,
             "options": self.options,
             "data": self.data,
         }
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """Everything the cell's result depends on (hashed into :attr:`cell_id`)."""
+        return {**self.config_spec, "inputs": self.inputs, "geomtax": __version__}
 
 
 def canonical_json(obj: Any) -> str:
@@ -208,11 +226,20 @@ def _format(template: str, params: dict[str, Any]) -> str:
     return template.format(**params)
 
 
-def expand_grid(config: dict[str, Any]) -> list[Cell]:
+def expand_grid(
+    config: dict[str, Any], *, fingerprint: Callable[[str], str | None] | None = None
+) -> list[Cell]:
     """Expand the grid of a (normalized) config into cells, deterministically.
 
     The order is the Cartesian product of the grid values, keys in file order, the last key
-    varying fastest. Each cell gets an id that is a hash of what it computes.
+    varying fastest. Each cell gets an id that is a hash of what it computes, including the
+    contents of its data files.
+
+    Args:
+        config: a normalized config (:func:`load_config`).
+        fingerprint: content hash of a data path (``None`` for an unreadable file); default:
+            :class:`geomtax.sweep._hashing.InputHashes` over ``config["base_dir"]``, uncached
+            (``run_sweep`` passes one cached in the output folder).
 
     Raises:
         ValueError: when two cells compute the same thing (duplicate grid values), or a data
@@ -224,6 +251,10 @@ def expand_grid(config: dict[str, Any]) -> list[Cell]:
         >>> [(c.index, c.params["seed"], c.function) for c in expand_grid(cfg)]
         [(0, 0, 'm:f'), (1, 1, 'm:f')]
     """
+    if fingerprint is None:
+        from ._hashing import InputHashes
+
+        fingerprint = InputHashes(config.get("base_dir", "."))
     grid = config["grid"]
     keys = list(grid)
     cells = []
@@ -240,13 +271,14 @@ def expand_grid(config: dict[str, Any]) -> list[Cell]:
                 options[k[len(OPTION_PREFIX) :]] = v
         fmt_params = {k: v for k, v in params.items() if not k.startswith(OPTION_PREFIX)}
         data = {k: _format(str(v), fmt_params) for k, v in config["data"].items()}
-        cell = Cell("", index, params, name, est["function"], options, data)
-        cid = cell_id(cell.spec)
-        if cid in seen:
+        inputs = {k: fingerprint(v) for k, v in data.items()}
+        cell = Cell("", index, params, name, est["function"], options, data, inputs)
+        key = cell_id(cell.config_spec)
+        if key in seen:
             raise SweepConfigError(
-                f"grid cells {seen[cid]} and {index} are identical ({canonical_json(params)}); "
+                f"grid cells {seen[key]} and {index} are identical ({canonical_json(params)}); "
                 "remove the duplicate grid value"
             )
-        seen[cid] = index
-        cells.append(dataclasses.replace(cell, cell_id=cid))
+        seen[key] = index
+        cells.append(dataclasses.replace(cell, cell_id=cell_id(cell.spec), key=key))
     return cells

@@ -31,11 +31,13 @@ from ._config import (
     load_config,
     normalize_config,
 )
+from ._hashing import InputHashes
 from ._registry import ImportNotAllowedError, resolve_function
 from ._store import ResultStore
 
 _RESERVED = {
     "cell_id",
+    "cell_key",
     "index",
     "estimator",
     "function",
@@ -56,10 +58,15 @@ class SweepSummary:
         out_dir: the output folder.
         total: cells in the grid.
         assigned: cells assigned to this process (all of them on a single host).
-        already_done: assigned cells found finished on disk and skipped.
+        already_done: assigned cells found finished on disk and skipped (reused: same
+            configuration, same input contents, same geomtax version).
         computed: cells computed and written by this call.
         failed: cells whose estimator raised (logged in ``failures.jsonl``; retried next run).
         seconds: wall-clock time of the call.
+        inputs_changed: assigned unfinished cells that have a stored result for older input
+            contents or another geomtax version (superseded; recomputed).
+        quarantined: unreadable parts moved into ``quarantine/`` on start (their cells are
+            recomputed).
     """
 
     out_dir: str
@@ -69,6 +76,19 @@ class SweepSummary:
     computed: int
     failed: int
     seconds: float
+    inputs_changed: int = 0
+    quarantined: int = 0
+
+    def describe(self) -> str:
+        """One line: cells reused, recomputed because their inputs changed, new, failed."""
+        line = (
+            f"{self.assigned} cells: {self.already_done} reused, {self.computed} computed "
+            f"({self.inputs_changed} because their inputs or geomtax version changed), "
+            f"{self.failed} failed"
+        )
+        if self.quarantined:
+            line += f"; {self.quarantined} unreadable parts moved to quarantine/"
+        return line
 
 
 def _takes_key(fn) -> bool:
@@ -197,7 +217,7 @@ class _Runner:
         return self._arrays[path]
 
     def row(self, cell: Cell, metrics: dict, seconds: float, group: int) -> dict:
-        row = {"cell_id": cell.cell_id, "index": cell.index}
+        row = {"cell_id": cell.cell_id, "cell_key": cell.key, "index": cell.index}
         for k, v in cell.params.items():
             if k == "estimator":
                 continue
@@ -337,7 +357,10 @@ class _Runner:
 
 
 def check_sweep(
-    cfg: dict[str, Any], *, allow_import: bool = False
+    cfg: dict[str, Any],
+    *,
+    allow_import: bool = False,
+    fingerprint: Callable[[str], str | None] | None = None,
 ) -> tuple[list[Cell], dict[str, Callable[..., Any]]]:
     """Check a normalized sweep config completely, without running any cell.
 
@@ -347,6 +370,8 @@ def check_sweep(
     parameter of its estimator; every grid key is used (``estimator``, ``seed``, ``opt.*`` or a
     ``{key}`` field of a data path); every distinct data file exists and holds a numeric array
     (``.npy`` headers only; see :func:`geomtax.audit.load_embeddings` for the formats).
+
+    ``fingerprint`` is passed to :func:`expand_grid` (content hashes of the data files).
 
     Returns:
         ``(cells, {function path: function})``.
@@ -364,7 +389,7 @@ def check_sweep(
             p = str((Path(cfg["base_dir"]) / entry).resolve())
             if p not in sys.path:
                 sys.path.insert(0, p)
-    cells = expand_grid(cfg)
+    cells = expand_grid(cfg, fingerprint=fingerprint)
     functions: dict[str, Callable[..., Any]] = {}
     for cell in cells:
         if cell.function not in functions:
@@ -443,8 +468,12 @@ def run_sweep(
     cell runs (:func:`check_sweep`: every estimator is in geomtax's registry, or an import path
     with ``allow_import``; every option name is a parameter of its estimator; every grid key is
     used; every data file exists and loads); take the exclusive lock of ``out_dir``
-    (raising :class:`SweepLockedError` if another run holds it); skip cells already in the
-    table; group the others -- cells that differ only in ``seed`` and whose estimator takes a
+    (raising :class:`SweepLockedError` if another run holds it); check the stored parts
+    (unreadable ones are moved into ``quarantine/`` and their cells recomputed); skip cells
+    already in the table -- a cell's id covers its configuration, the contents of its data
+    files (hashed, cached in ``OUT/input_hashes.json``) and the geomtax version, so a cell
+    whose input was overwritten is recomputed; group the others -- cells that differ only in
+    ``seed`` and whose estimator takes a
     ``key`` become one ``vmap`` over ``jax.random.key(seed)`` with the seed axis sharded over
     the local devices (:func:`geomtax.parallel.shard_sweep`), other cells are dispatched
     round-robin to the devices -- and write each finished batch atomically. On several hosts
@@ -474,6 +503,7 @@ def run_sweep(
 
     Raises:
         SweepLockedError: when another run is writing to ``out_dir``.
+        SweepStoreError: when the stored parts hold two different results for one cell.
         SweepConfigError: (a ``ValueError``) on any configuration mistake, before any work.
     """
     from tqdm.auto import tqdm
@@ -491,7 +521,9 @@ def run_sweep(
         out_dir = (
             Path(cfg["base_dir"]) / out if out else Path("results/sweeps") / cfg["sweep"]["name"]
         )
-    cells, functions = check_sweep(cfg, allow_import=allow_import)
+    out_dir = Path(out_dir)
+    hashes = InputHashes(cfg["base_dir"], cache_path=out_dir / "input_hashes.json")
+    cells, functions = check_sweep(cfg, allow_import=allow_import, fingerprint=hashes)
     if distributed or distributed is None:
         initialize_distributed(force=bool(distributed))
     pindex, pcount = jax.process_index(), jax.process_count()
@@ -499,25 +531,40 @@ def run_sweep(
     mesh = make_mesh(devices=list(jax.local_devices() if devices is None else devices))
     with ResultStore(out_dir, process_index=pindex) as store:
         if pindex == 0:
+            hashes.save()
             store.write_json(
-                "sweep.json", {"config": cfg, "num_cells": len(cells), "num_processes": pcount}
+                "sweep.json",
+                {
+                    "config": cfg,
+                    "num_cells": len(cells),
+                    "num_processes": pcount,
+                    "cells": {c.key: c.cell_id for c in cells},
+                },
             )
-        done = store.finished_ids()
-        todo = [c for c in mine if c.cell_id not in done]
+        done = store.finished()
+        stored_keys = set(done.values())
+        unfinished = [c for c in mine if c.cell_id not in done]
+        changed = sum(c.key in stored_keys for c in unfinished)
+        todo = list(unfinished)
         if max_cells is not None:
             todo = todo[:max_cells]
         runner = _Runner(cfg, store, mesh, pindex, progress, functions)
         with tqdm(total=len(todo), desc=cfg["sweep"]["name"], disable=not progress) as pbar:
             computed = runner.run(todo, pbar)
-    return SweepSummary(
+    summary = SweepSummary(
         out_dir=str(out_dir),
         total=len(cells),
         assigned=len(mine),
-        already_done=len(mine) - len([c for c in mine if c.cell_id not in done]),
+        already_done=len(mine) - len(unfinished),
         computed=computed,
         failed=runner.failed,
         seconds=time.perf_counter() - t0,
+        inputs_changed=changed,
+        quarantined=len(store.quarantined),
     )
+    if progress:
+        print(f"geomtax sweep: {summary.describe()}", file=sys.stderr)
+    return summary
 
 
 def summary_json(summary: SweepSummary) -> str:

@@ -6,16 +6,25 @@ Layout of an output folder::
       sweep.json                 the normalized config and the number of cells
       parts/part-p000-000003-1a2b3c4d.parquet
       failures.jsonl             cells that raised (retried on the next run)
+      input_hashes.json          cache of the data files' content hashes (see _hashing.py)
+      quarantine/                unreadable parts, moved aside (never deleted)
       .lock  (.lock.p001, ...)   exclusive fcntl lock, one per JAX process
 
 A part file is written under a temporary name and renamed into place with ``os.replace``, which
 is atomic on POSIX file systems, so a killed run leaves either a complete part or none; the set
 of finished cells is read back from the parts themselves, so there is no index to corrupt.
+
+Every start (and every :func:`read_results`) checks the parts: one that cannot be read (empty,
+truncated, garbage, no ``cell_id`` column) is moved into ``quarantine/`` with a one-line notice
+and its cells count as unfinished; rows repeated for one cell id (a copied part) are kept once
+when their results agree, and are an error naming the cell and the parts when they differ.
 """
 
 import fcntl
 import json
+import math
 import os
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,6 +35,110 @@ import pyarrow.parquet as pq
 
 class SweepLockedError(RuntimeError):
     """Another ``geomtax sweep`` process holds the lock of this output folder."""
+
+
+class SweepStoreError(RuntimeError):
+    """The stored results contradict themselves (two different rows for one cell id)."""
+
+
+#: Columns that describe how and when a row was computed, not its result: rows of one cell that
+#: differ only here are duplicates of one result.
+_BOOKKEEPING = {"seconds", "group_size", "device", "process_index", "finished_utc"}
+
+
+def _notice(message: str) -> None:
+    print(f"geomtax sweep: {message}", file=sys.stderr)
+
+
+def _quarantine(out_dir: Path, part: Path, err: BaseException) -> Path | None:
+    """Move an unreadable part into ``OUT/quarantine/`` (a rename, never a delete)."""
+    qdir = out_dir / "quarantine"
+    qdir.mkdir(exist_ok=True)
+    target = qdir / part.name
+    n = 1
+    while target.exists():
+        target = qdir / f"{part.name}.{n}"
+        n += 1
+    reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
+    try:
+        os.replace(part, target)
+    except FileNotFoundError:  # moved meanwhile by another reader
+        return None
+    except OSError as move_err:
+        raise SweepStoreError(
+            f"{part}: unreadable part ({reason}) that could not be moved aside ({move_err}); "
+            "move or delete it by hand"
+        ) from err
+    _notice(
+        f"unreadable part {part.name} ({type(err).__name__}: {reason}) moved to "
+        f"{target.relative_to(out_dir)}; its cells count as unfinished"
+    )
+    return target
+
+
+def _same_result(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def norm(row):
+        out = {}
+        for k, v in row.items():
+            if k in _BOOKKEEPING or v is None:
+                continue
+            out[k] = "nan" if isinstance(v, float) and math.isnan(v) else v
+        return out
+
+    return norm(a) == norm(b)
+
+
+def _load_parts(out_dir: Path) -> tuple[list[pa.Table], list[Path]]:
+    """Read every complete part, quarantining unreadable ones and dropping duplicate rows.
+
+    Returns the tables (one row per cell id in all) and the quarantined paths.
+
+    Raises:
+        SweepStoreError: two rows of one cell id with different results.
+    """
+    parts_dir = out_dir / "parts"
+    tables: list[pa.Table] = []
+    moved: list[Path] = []
+    seen: dict[str, tuple[str, dict[str, Any]]] = {}
+    duplicated: dict[str, int] = {}
+    for part in sorted(parts_dir.glob("part-*.parquet")):
+        try:
+            table = pq.read_table(part)
+            if "cell_id" not in table.column_names:
+                raise ValueError("no cell_id column")
+            rows = table.to_pylist()
+        except FileNotFoundError:
+            continue
+        except Exception as err:  # noqa: BLE001 - any unreadable part is moved aside
+            target = _quarantine(out_dir, part, err)
+            if target is not None:
+                moved.append(target)
+            continue
+        keep = []
+        for i, row in enumerate(rows):
+            cid = row["cell_id"]
+            if cid not in seen:
+                seen[cid] = (part.name, row)
+                keep.append(i)
+                continue
+            first_part, first = seen[cid]
+            if not _same_result(first, row):
+                raise SweepStoreError(
+                    f"cell {cid} has two different results, in {first_part} and {part.name} "
+                    f"(under {parts_dir}); move the wrong part out of parts/ and rerun"
+                )
+            duplicated[part.name] = duplicated.get(part.name, 0) + 1
+        if len(keep) < len(rows):
+            table = table.take(keep)
+        if table.num_rows:
+            tables.append(table)
+    if duplicated:
+        where = ", ".join(f"{name} ({n})" for name, n in sorted(duplicated.items()))
+        _notice(
+            f"{sum(duplicated.values())} repeated rows of finished cells (same results) "
+            f"ignored in {where}"
+        )
+    return tables, moved
 
 
 class ResultStore:
@@ -45,6 +158,7 @@ class ResultStore:
         self.lock_path = self.out_dir / f".lock{suffix}"
         self._lock_fh = None
         self._seq = 0
+        self.quarantined: list[Path] = []
 
     def __enter__(self) -> "ResultStore":
         self.parts_dir.mkdir(parents=True, exist_ok=True)
@@ -83,12 +197,33 @@ class ResultStore:
         if self._lock_fh is None:
             raise RuntimeError("ResultStore must be used inside `with` (it holds the lock)")
 
+    def finished(self) -> dict[str, str]:
+        """``{cell id: cell key}`` of every cell with a row in a readable part (any process).
+
+        Checks the store first: unreadable parts are moved into ``quarantine/`` (listed in
+        :attr:`quarantined`), repeated identical rows count once. Rows written before cell keys
+        existed use their cell id as key (their ids were configuration-only).
+
+        Raises:
+            SweepStoreError: two different results for one cell id.
+        """
+        self._require_lock()
+        tables, moved = _load_parts(self.out_dir)
+        self.quarantined.extend(moved)
+        done: dict[str, str] = {}
+        for table in tables:
+            ids = table.column("cell_id").to_pylist()
+            keys = (
+                table.column("cell_key").to_pylist()
+                if "cell_key" in table.column_names
+                else [None] * len(ids)
+            )
+            done.update({i: k or i for i, k in zip(ids, keys, strict=True)})
+        return done
+
     def finished_ids(self) -> set[str]:
-        """Ids of every cell that has a row in a complete part file (any process)."""
-        ids: set[str] = set()
-        for part in sorted(self.parts_dir.glob("part-*.parquet")):
-            ids.update(pq.read_table(part, columns=["cell_id"]).column("cell_id").to_pylist())
-        return ids
+        """Ids of every cell that has a row in a readable part file (see :meth:`finished`)."""
+        return set(self.finished())
 
     def write_part(self, rows: list[dict[str, Any]]) -> Path:
         """Atomically write ``rows`` as one new part file and return its path."""
@@ -126,24 +261,52 @@ def read_results(out_dir: str | Path) -> pa.Table:
     """All finished rows of a sweep as one :class:`pyarrow.Table` (parts concatenated).
 
     Parts with different metric columns are merged, with nulls where a column is missing. Safe to
-    call while a sweep is running: partially written parts are never visible.
+    call while a sweep is running: partially written parts are never visible. The store is
+    checked as on a sweep's start: unreadable parts are moved into ``quarantine/`` (one line on
+    stderr each), a cell's repeated identical rows are returned once, and rows superseded by a
+    newer result of the same cell (its inputs changed; see ``sweep.json``) are left out.
 
     Args:
         out_dir: the sweep's output folder.
 
     Returns:
-        A table with one row per finished cell: ``cell_id``, ``index``, the grid parameters,
+        A table with one row per finished cell: ``cell_id``, ``cell_key``, ``index``, the grid
+        parameters,
         ``estimator``, ``function``, ``options`` (JSON), the data paths, the estimator's scalar
         outputs (named by their pytree path, nats for information quantities), ``seconds``,
         ``group_size``, ``device``, ``process_index`` and ``finished_utc``.
 
     Raises:
         FileNotFoundError: when ``out_dir`` holds no sweep output.
+        SweepStoreError: two different results stored for one cell id.
     """
-    parts_dir = Path(out_dir) / "parts"
+    out_dir = Path(out_dir)
+    parts_dir = out_dir / "parts"
     if not parts_dir.is_dir():
         raise FileNotFoundError(f"no sweep output in {out_dir} (missing {parts_dir})")
-    tables = [pq.read_table(p) for p in sorted(parts_dir.glob("part-*.parquet"))]
+    tables, _ = _load_parts(out_dir)
     if not tables:
         return pa.table({"cell_id": pa.array([], pa.string())})
-    return pa.concat_tables(tables, promote_options="permissive")
+    table = pa.concat_tables(tables, promote_options="permissive")
+    current = _current_ids(out_dir)
+    if current and "cell_key" in table.column_names:
+        ids = table.column("cell_id").to_pylist()
+        keys = table.column("cell_key").to_pylist()
+        keep = [
+            i
+            for i, (cid, key) in enumerate(zip(ids, keys, strict=True))
+            if current.get(key or cid, cid) == cid
+        ]
+        if len(keep) < table.num_rows:
+            table = table.take(keep)
+    return table
+
+
+def _current_ids(out_dir: Path) -> dict[str, str]:
+    """``{cell key: cell id}`` of the latest run's grid, from ``sweep.json`` (empty if none)."""
+    try:
+        meta = json.loads((out_dir / "sweep.json").read_text())
+        cells = meta.get("cells", {})
+        return {str(k): str(v) for k, v in cells.items()} if isinstance(cells, dict) else {}
+    except (OSError, ValueError, AttributeError):
+        return {}
