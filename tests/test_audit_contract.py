@@ -184,6 +184,7 @@ def files(tmp_path):
         ("no_model_flag", ("--model",)),
         ("bad_named", ("--model expects NAME=VALUE",)),
         ("row_mismatch", ("rows must be paired",)),
+        ("perturbed_row_mismatch", ("--perturbed m:noise=", "has 29 rows", "has 30")),
     ],
 )
 def test_audit_cli_mistakes_are_one_line_before_work(files, capsys, no_work, mistake, needles):
@@ -214,9 +215,27 @@ def test_audit_cli_mistakes_are_one_line_before_work(files, capsys, no_work, mis
     elif mistake == "row_mismatch":
         np.save(files / "short.npy", np.ones((29, 2)))
         argv[4] = str(files / "short.npy")
+    elif mistake == "perturbed_row_mismatch":
+        np.save(files / "short.npy", np.ones((29, 4)))
+        argv += ["--perturbed", f"m:noise={files / 'short.npy'}"]
     code, err = _cli(argv, capsys)
     _assert_one_line(code, err, "audit", *needles)
     assert not (files / "o").exists()
+
+
+def test_audit_cli_checks_row_counts_from_headers_before_loading(files, capsys, monkeypatch):
+    """Row counts come from the files' headers: no array is read before they agree."""
+    import geomtax.cli._audit as cli_audit
+
+    def refuse(*a, **k):
+        raise AssertionError("an array was loaded before the row counts were checked")
+
+    monkeypatch.setattr(cli_audit, "load_array", refuse)
+    np.save(files / "short.npy", np.ones((29, 4)))
+    argv = ["audit", "--model", f"m={files / 'emb.npy'}", "--features", str(files / "feats.npy")]
+    argv += ["--local", f"m={files / 'short.npy'}", "--out", str(files / "o")]
+    code, err = _cli(argv, capsys)
+    _assert_one_line(code, err, "audit", "--local m=", "has 29 rows", "rows must be paired")
 
 
 def test_ablation_and_bench_cli_mistakes_are_one_line(capsys):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..audit._loaders import load_array
+from ..audit._loaders import check_array, load_array
 from ._errors import UsageError, one_line_errors
 
 
@@ -39,6 +39,33 @@ def _options(specs: list[str] | None, flag: str) -> dict:
         if isinstance(out[k], list):
             out[k] = tuple(out[k])
     return out
+
+
+def _check_rows(args: argparse.Namespace) -> None:
+    """Every input's row count from its header alone, before any array is read.
+
+    Every embedding (clean, perturbed, local windows) and every local feature array is paired
+    row by row with ``--features``; a mismatch is a usage error naming both flags.
+    """
+    given = (("--model", args.model), ("--perturbed", args.perturbed), ("--local", args.local))
+    specs = [(f"{flag} {s}", _named(s, flag)[1]) for flag, ss in given for s in ss or []]
+    specs += [(f"--local-features {s}", s) for s in args.local_features or []]
+    if args.features is not None:
+        specs.insert(0, (f"--features {args.features}", args.features))
+    rows = []
+    for what, spec in specs:
+        try:
+            shape = check_array(spec)
+        except ValueError as err:
+            raise UsageError(f"{what}: {err}") from err
+        rows.append((what, shape[0] if len(shape) else None))
+    if args.features is not None:
+        want_what, want = rows[0]
+        for what, n in rows[1:]:
+            if n != want:
+                raise UsageError(
+                    f"{what} has {n} rows but {want_what} has {want}; rows must be paired"
+                )
 
 
 def _load(spec: str, flag: str):
@@ -134,6 +161,7 @@ def _inputs(args: argparse.Namespace):
         ) from err
     if (args.features is None) == (args.fasta is None):
         raise UsageError("pass exactly one of --features and --fasta")
+    _check_rows(args)
     models: dict[str, ModelEmbeddings] = {}
     for spec in args.model:
         name, f = _named(spec, "--model")
