@@ -129,7 +129,7 @@ def _load_parts(out_dir: Path) -> tuple[list[pa.Table], list[Path]]:
                 )
             duplicated[part.name] = duplicated.get(part.name, 0) + 1
         if len(keep) < len(rows):
-            table = table.take(keep)
+            table = table.take(pa.array(keep, pa.int64()))
         if table.num_rows:
             tables.append(table)
     if duplicated:
@@ -298,7 +298,7 @@ def read_results(out_dir: str | Path) -> pa.Table:
             if current.get(key or cid, cid) == cid
         ]
         if len(keep) < table.num_rows:
-            table = table.take(keep)
+            table = table.take(pa.array(keep, pa.int64()))
     return table
 
 
