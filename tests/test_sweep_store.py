@@ -105,7 +105,7 @@ def test_copied_part_gives_one_row_per_cell(tmp_path):
     assert _run(path).already_done == 4
 
 
-def test_conflicting_parts_name_the_cell(tmp_path):
+def test_conflicting_parts_name_the_cell(tmp_path, capsys):
     import pyarrow.parquet as pq
 
     path = _sweep(tmp_path)
@@ -122,3 +122,10 @@ def test_conflicting_parts_name_the_cell(tmp_path):
     assert part.name in str(info.value) and other.name in str(info.value)
     with pytest.raises(SweepStoreError, match=rows[0]["cell_id"]):
         _run(path)
+    # the command line says it in one line, exit status 4
+    from geomtax.cli._main import main as cli_main
+
+    capsys.readouterr()
+    assert cli_main(["sweep", str(path), "--allow-import", "--no-progress"]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("geomtax sweep: ") and rows[0]["cell_id"] in err[0]

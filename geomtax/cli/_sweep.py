@@ -7,7 +7,7 @@ from ._errors import UsageError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..sweep import SweepConfigError, SweepLockedError, run_sweep
+    from ..sweep import SweepConfigError, SweepLockedError, SweepStoreError, run_sweep
     from ..sweep._runner import summary_json
 
     if args.max_cells is not None and args.max_cells < 1:
@@ -26,6 +26,9 @@ def _run(args: argparse.Namespace) -> int:
     except SweepLockedError as exc:
         print(f"geomtax sweep: {exc}", file=sys.stderr)
         return 3
+    except SweepStoreError as exc:  # the results folder disagrees with itself: nothing is lost
+        print(f"geomtax sweep: {exc}", file=sys.stderr)
+        return 4
     print(summary_json(summary))
     return 1 if summary.failed else 0
 

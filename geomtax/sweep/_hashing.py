@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..audit._embeddings import split_data_spec
+from ..audit._loaders import split_data_spec
 
 _CHUNK = 1 << 20
 #: A file modified less than this long before it was hashed is not cached: a write in the same

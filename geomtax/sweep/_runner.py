@@ -20,7 +20,7 @@ import numpy as np
 from jax.tree_util import Partial
 
 from .._status import Status, status_name
-from ..audit._embeddings import check_array, load_array
+from ..audit._loaders import check_array, load_array
 from ..parallel import initialize_distributed, make_mesh, shard_sweep
 from ._config import (
     OPTION_PREFIX,
